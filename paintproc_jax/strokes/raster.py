@@ -1,0 +1,396 @@
+"""Differentiable stroke rasterizer: stamp each stroke into a local window, composite "over" in order.
+
+Cost scales with the strokes' area, not strokes x canvas: every stroke is evaluated only on a
+square window around it, and the windows are composited into the canvas one after the other
+by a `lax.scan` of `dynamic_update_slice`s (cheap in-place updates). Strokes come in *runs* of
+equal window size (a static `Layout`): the planner emits strokes grouped by refinement level,
+so a program has few runs.
+
+Gradients go through a custom VJP: the forward pass saves only the canvas *under* each
+window (small), and the backward pass sweeps the strokes in reverse with the adjoint image,
+so memory and time stay proportional to the windows, not to N full canvases.
+
+Edges: `softness` (pixels, added in quadrature to a 0.4 px anti-aliasing term and to the
+medium's own edge) makes strokes smooth for fitting; `softness=0` is the hard final render.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from paintproc_jax.program import P, StrokeProgram, pixel_size
+from paintproc_jax.strokes.media import RENDER_TABLE, R
+
+Layout = tuple[tuple[int, int], ...]  # runs of (window side in pixels, number of strokes), in order
+
+# Window sides: a sqrt(2) ladder keeps wasted window area under 2x.
+WINDOW_SIZES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+AA_SIGMA = 0.4  # pixels: the hard render's anti-aliasing
+_TAIL = 3.0  # soft edges are cut at this many sigmas outside the stroke
+
+
+# ----------------------------------------------------------------------------------------------
+# Host side: the static layout.
+
+
+def stroke_radius_px(params: np.ndarray, scale: float, medium: int, softness: float = 0.0) -> np.ndarray:
+    """Radius in pixels of the disc that holds each stroke, soft tail included. [N]"""
+    params = np.asarray(params, np.float32)
+    length = np.maximum(params[:, P["length"]], params[:, P["width"]]) * scale
+    width = np.maximum(params[:, P["width"]] * scale, 0.5)
+    sigma = np.sqrt(softness**2 + AA_SIGMA**2 + (RENDER_TABLE[medium, R["edge"]] * width) ** 2)
+    return 0.5 * np.hypot(length, width) + np.abs(params[:, P["bend"]]) * length + _TAIL * sigma + 1.0
+
+
+def window_class(needed: np.ndarray) -> np.ndarray:
+    """Smallest ladder window side >= `needed` pixels."""
+    sizes = np.asarray(WINDOW_SIZES)
+    idx = np.searchsorted(sizes, np.asarray(needed), side="left")
+    return sizes[np.minimum(idx, len(sizes) - 1)]
+
+
+def make_layout(
+    program: StrokeProgram,
+    size: int,
+    *,
+    softness: float = 0.0,
+    grow: float = 1.0,
+    max_runs: int = 12,
+    run_cost_px: int = 65536,
+) -> Layout:
+    """Static layout for rendering `program` at long side `size` px.
+
+    `grow` enlarges every window (for fitting, where strokes may grow); adjacent runs are
+    merged while cheap, and down to at most `max_runs` runs (fewer scans, faster compiles).
+    """
+    params = np.asarray(program.params)
+    if len(params) == 0:
+        return ()
+    radius = stroke_radius_px(params, size, int(program.medium), softness) * grow
+    need = np.where(np.asarray(program.valid), 2 * np.ceil(radius), 0)
+    cls = window_class(need)
+    # Padding strokes take their neighbours' class instead of breaking runs.
+    cls = np.where(np.asarray(program.valid), cls, 0)
+    runs: list[list[int]] = []
+    for c in cls:
+        if runs and (c == 0 or runs[-1][0] == c):
+            runs[-1][1] += 1
+        else:
+            runs.append([int(c), 1])
+    if runs[0][0] == 0:
+        runs[0][0] = WINDOW_SIZES[0]
+    return _merge_runs(runs, max_runs=max_runs, run_cost_px=run_cost_px)
+
+
+def _merge_runs(runs: list[list[int]], *, max_runs: int, run_cost_px: int) -> Layout:
+    """Greedily merges adjacent runs (promoting the smaller window) while it is cheap.
+
+    Merging two runs costs the extra window area of the promoted strokes; a run costs a scan
+    (dispatch, compile). Merge the cheapest pair while that cost is below `run_cost_px` or
+    while there are more than `max_runs` runs.
+    """
+    runs = [list(r) for r in runs]
+    while len(runs) > 1:
+        costs = [
+            runs[i][1] * (runs[i + 1][0] ** 2 - runs[i][0] ** 2)
+            if runs[i][0] < runs[i + 1][0]
+            else runs[i + 1][1] * (runs[i][0] ** 2 - runs[i + 1][0] ** 2)
+            for i in range(len(runs) - 1)
+        ]
+        i = int(np.argmin(costs))
+        if costs[i] > run_cost_px and len(runs) <= max_runs:
+            break
+        runs[i] = [max(runs[i][0], runs[i + 1][0]), runs[i][1] + runs[i + 1][1]]
+        runs.pop(i + 1)
+    return tuple((int(c), int(n)) for c, n in runs)
+
+
+def batch_layout(programs: Sequence[StrokeProgram], size: int, **kwargs) -> Layout:
+    """One layout valid for every program (same N and same run boundaries required)."""
+    layouts = [make_layout(p, size, **kwargs) for p in programs]
+    # Use per-stroke maxima over the batch, then rebuild runs from the first program's grouping.
+    n = programs[0].num_strokes
+    win = np.zeros(n, np.int64)
+    for lay in layouts:
+        win = np.maximum(win, np.concatenate([np.full(c, w) for w, c in lay]))
+    runs: list[list[int]] = []
+    for w in win:
+        if runs and runs[-1][0] == w:
+            runs[-1][1] += 1
+        else:
+            runs.append([int(w), 1])
+    return _merge_runs(runs, max_runs=kwargs.get("max_runs", 12), run_cost_px=kwargs.get("run_cost_px", 65536))
+
+
+def pad_for(layout: Layout) -> int:
+    """Canvas padding so that every window fits inside the padded canvas."""
+    return max((w for w, _ in layout), default=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Device side: one stroke on its window.
+
+
+def _hash01(ix, iy):
+    """Deterministic pseudo-random values in [0, 1) on an integer lattice (paper grain)."""
+    h = ix.astype(jnp.uint32) * jnp.uint32(73856093) ^ iy.astype(jnp.uint32) * jnp.uint32(19349663)
+    h = (h ^ (h >> 13)) * jnp.uint32(0x5BD1E995)
+    h = h ^ (h >> 15)
+    return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * (1.0 / 65536.0)
+
+
+def _term(m, name):
+    """A medium coefficient: a Python float when the medium is static (zero terms vanish)."""
+    v = m[R[name]]
+    return float(v) if isinstance(m, np.ndarray) else v
+
+
+def _on(m, name) -> bool:
+    return not isinstance(m, np.ndarray) or float(m[R[name]]) != 0.0
+
+
+def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softness):
+    """Alpha [w, w] and colour [w, w, 3] of stroke `p` on the window at padded pixel `origin`.
+
+    `medium_row` is a row of RENDER_TABLE: a NumPy row (static medium: texture terms with zero
+    amplitude are not computed) or a traced one (medium chosen per program at run time).
+    """
+    f32 = jnp.float32
+    m = medium_row
+    i = jnp.arange(w, dtype=f32)
+    ys = (origin[0].astype(f32) - pad + i + 0.5) / scale  # [w] canvas units
+    xs = (origin[1].astype(f32) - pad + i + 0.5) / scale
+    dx = xs[None, :] - p[P["x"]]
+    dy = ys[:, None] - p[P["y"]]
+    ca, sa = jnp.cos(p[P["angle"]]), jnp.sin(p[P["angle"]])
+    u = (dx * ca + dy * sa) * scale  # [w, w] px along the stroke
+    v = (dy * ca - dx * sa) * scale  # [w, w] px across
+    width = jnp.maximum(p[P["width"]] * scale, 0.5)
+    length = jnp.maximum(p[P["length"]] * scale, width)
+    half = 0.5 * length
+    uc = jnp.clip(u, -half, half)
+    vr = v - p[P["bend"]] * length * (1.0 - jnp.square(uc / half))  # distance from the bent centre line
+    core = jnp.maximum(jnp.abs(u) - (half - 0.5 * width), 0.0)
+    sd = jnp.sqrt(core * core + vr * vr + 1e-6) - 0.5 * width  # signed distance, px
+
+    sigma = jnp.sqrt(softness**2 + AA_SIGMA**2 + jnp.square(_term(m, "edge") * width))
+    alpha = jax.nn.sigmoid(-sd / sigma)
+    shade = None
+    if _on(m, "bristle") or _on(m, "dry") or _on(m, "shade"):
+        # Bristle streaks across the stroke, stronger as the brush runs dry toward the end.
+        t = vr / (0.5 * width)  # [-1, 1] across
+        a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
+        seed = p[P["seed"]]
+        n = _term(m, "bristles")
+        b = 0.5 + (jnp.sin(jnp.pi * n * t + 2 * jnp.pi * seed) + 0.5 * jnp.sin(2.3 * jnp.pi * n * t + 13.0 * seed)) / 3.0
+        alpha = alpha * (1.0 - _term(m, "bristle") * b * (0.4 + 0.6 * a)) * (1.0 - _term(m, "dry") * a**3)
+        shade = 1.0 + _term(m, "shade") * (b - 0.5)
+    if _on(m, "grain"):  # paper grain, fixed to the canvas (not the stroke)
+        cells = _term(m, "grain_cells")
+        gx = jnp.floor(xs * cells)[None, :]
+        gy = jnp.floor(ys * cells)[:, None]
+        alpha = alpha * (1.0 - _term(m, "grain") * _hash01(gx, gy))
+    alpha = alpha * jnp.clip(p[P["opacity"]], 0.0, 1.0) * _term(m, "opacity")
+    if _on(m, "rim"):  # pigment pooling at the edge of a wash
+        rim = 1.0 - _term(m, "rim") * jnp.exp(-jnp.square(sd / (0.15 * width + 0.5)))
+        shade = rim if shade is None else shade * rim
+    rgb = p[P["r"] : P["b"] + 1]
+    if shade is None:
+        color = jnp.broadcast_to(rgb, (w, w, 3))
+    else:
+        color = rgb[None, None, :] * shade[..., None]  # [w, w, 3]
+    return alpha, color
+
+
+def _origins(params, w: int, scale: float, pad: int, padded_hw):
+    """Top-left padded pixel of each stroke's window, clamped into the padded canvas. [n, 2]"""
+    centre = jnp.stack([params[:, P["y"]], params[:, P["x"]]], -1) * scale  # [n, 2] px
+    o = jnp.floor(centre - 0.5 * w).astype(jnp.int32) + pad
+    hi = jnp.array([padded_hw[0] - w, padded_hw[1] - w], jnp.int32)
+    return jnp.clip(o, 0, hi)
+
+
+def _run_windows(program: StrokeProgram, start: int, count: int, w: int, scale, pad, padded_hw, softness, medium):
+    """Windows of strokes [start, start+count): alpha [n,w,w], colour [n,w,w,3], origin [n,2]."""
+    params = program.params[start : start + count]
+    origins = _origins(params, w, scale, pad, padded_hw)
+    row = jnp.asarray(RENDER_TABLE)[program.medium] if medium is None else RENDER_TABLE[medium]
+    alpha, color = jax.vmap(lambda p, o: stroke_window(p, row, o, w, scale, pad, softness))(params, origins)
+    alpha = alpha * program.valid[start : start + count, None, None].astype(alpha.dtype)
+    return alpha, color, origins
+
+
+# ----------------------------------------------------------------------------------------------
+# Compositing with a window-sized custom VJP.
+
+
+_ROWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_dims=(0,), start_index_map=(0, 1))
+
+
+def _gather_window(img, o, w: int):
+    """Reads img[o0:o0+w, o1:o1+w] as a gather of w rows.
+
+    A gather makes a fresh buffer, so XLA need not copy the whole scan carry to keep the
+    window alive across the in-place update (a plain slice costs a full-canvas copy per
+    stroke); gathering whole rows keeps it a few contiguous copies.
+    """
+    starts = jnp.stack([o[0] + jnp.arange(w), jnp.broadcast_to(o[1], (w,))], -1)  # [w, 2]
+    return jax.lax.gather(img, starts, _ROWS, (1, w, img.shape[-1]), mode="clip")
+
+
+def _stamp(canvas, alpha, color, o, under=None):
+    """Composites one window over `canvas` at padded pixel `o` ("over", in place)."""
+    w = alpha.shape[0]
+    if under is None:
+        under = jax.lax.dynamic_slice(canvas, (o[0], o[1], 0), (w, w, 3))
+    a = alpha[..., None]
+    return jax.lax.dynamic_update_slice(canvas, under * (1 - a) + color * a, (o[0], o[1], 0))
+
+
+@jax.custom_vjp
+def composite(canvas, alpha, color, origins):
+    """Composites windows in order: canvas [Hp,Wp,3], alpha [n,w,w], colour [n,w,w,3], origins [n,2]."""
+    return jax.lax.scan(lambda c, x: (_stamp(c, *x), None), canvas, (alpha, color, origins))[0]
+
+
+def _composite_fwd(canvas, alpha, color, origins):
+    w = alpha.shape[1]
+
+    def body(c, x):
+        a, col, o = x
+        under = _gather_window(c, o, w)
+        return _stamp(c, a, col, o, under), under
+
+    out, unders = jax.lax.scan(body, canvas, (alpha, color, origins))
+    return out, (alpha, color, origins, unders)
+
+
+def _composite_bwd(res, g):
+    alpha, color, origins, unders = res
+    w = alpha.shape[1]
+
+    def body(gimg, x):
+        a, col, o, under = x
+        gw = _gather_window(gimg, o, w)  # adjoint of the canvas right after this stroke
+        d_alpha = jnp.sum(gw * (col - under), -1)
+        d_color = gw * a[..., None]
+        gimg = jax.lax.dynamic_update_slice(gimg, gw * (1 - a[..., None]), (o[0], o[1], 0))
+        return gimg, (d_alpha, d_color)
+
+    g_canvas, (d_alpha, d_color) = jax.lax.scan(body, g, (alpha, color, origins, unders), reverse=True)
+    return g_canvas, d_alpha, d_color, None
+
+
+composite.defvjp(_composite_fwd, _composite_bwd)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public renderers (jit with static `hw` and `layout`; vmap over a leading batch axis).
+
+
+def _geometry(hw, layout):
+    scale = float(max(hw))
+    pad = pad_for(layout)
+    return scale, pad, (hw[0] + 2 * pad, hw[1] + 2 * pad)
+
+
+def _check_layout(program: StrokeProgram, layout: Layout):
+    n = sum(c for _, c in layout)
+    if n != program.params.shape[-2]:
+        raise ValueError(f"layout covers {n} strokes but the program has {program.params.shape[-2]}")
+
+
+def render(program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness=0.0, medium: int | None = None) -> jax.Array:
+    """Final composite of all strokes over the background: [H, W, 3]. Differentiable in params.
+
+    `medium` (static) specialises the renderer to one medium; None reads `program.medium`.
+    """
+    _check_layout(program, layout)
+    scale, pad, phw = _geometry(hw, layout)
+    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
+    start = 0
+    for w, count in layout:
+        alpha, color, origins = _run_windows(program, start, count, w, scale, pad, phw, softness, medium)
+        canvas = composite(canvas, alpha, color, origins)
+        start += count
+    return canvas[pad : pad + hw[0], pad : pad + hw[1]]
+
+
+def render_frames(
+    program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness=0.0, medium: int | None = None
+) -> jax.Array:
+    """All stroke frames in one pass: frame t shows the first `frame_ends[t]` strokes. [T, H, W, 3]
+
+    Frames are prefixes of one composite: each stroke is stamped once, and the canvas is
+    copied out at each frame boundary.
+    """
+    _check_layout(program, layout)
+    scale, pad, phw = _geometry(hw, layout)
+    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
+    runs, start = [], 0
+    for w, count in layout:
+        runs.append((start, count, _run_windows(program, start, count, w, scale, pad, phw, softness, medium)))
+        start += count
+    ends = program.frame_ends
+    num_frames = ends.shape[0]
+
+    def frame(t, carry):
+        canvas, frames = carry
+        lo = jnp.where(t > 0, ends[jnp.maximum(t - 1, 0)], 0)
+        hi = ends[t]
+        for s, count, (alpha, color, origins) in runs:
+            a = jnp.clip(lo - s, 0, count)
+            b = jnp.clip(hi - s, 0, count)
+            canvas = jax.lax.fori_loop(a, b, lambda i, c: _stamp(c, alpha[i], color[i], origins[i]), canvas)
+        frames = jax.lax.dynamic_update_index_in_dim(frames, canvas[pad : pad + hw[0], pad : pad + hw[1]], t, 0)
+        return canvas, frames
+
+    frames = jnp.zeros((num_frames, hw[0], hw[1], 3), jnp.float32)
+    _, frames = jax.lax.fori_loop(0, num_frames, frame, (canvas, frames))
+    return frames
+
+
+render_jit = jax.jit(render, static_argnames=("hw", "layout", "medium"))
+render_frames_jit = jax.jit(render_frames, static_argnames=("hw", "layout", "medium"))
+
+
+def render_program(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
+    """Host convenience: final composite at long side `size` px as a NumPy [H, W, 3] in [0, 1]."""
+    hw = pixel_size(program.canvas_hw, size)
+    layout = make_layout(program, size, softness=softness)
+    out = render_jit(jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium))
+    return np.clip(np.asarray(out), 0.0, 1.0)
+
+
+def render_program_frames(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
+    """Host convenience: stroke frames at long side `size` px, NumPy [T, H, W, 3] in [0, 1]."""
+    hw = pixel_size(program.canvas_hw, size)
+    layout = make_layout(program, size, softness=softness)
+    out = render_frames_jit(
+        jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium)
+    )
+    return np.clip(np.asarray(out), 0.0, 1.0)
+
+
+def reference_render(program: StrokeProgram, hw: tuple[int, int], softness=0.0) -> jax.Array:
+    """Slow full-canvas reference (every stroke on every pixel) for tests: [H, W, 3]."""
+    scale = float(max(hw))
+    w = int(2 ** math.ceil(math.log2(max(hw))))
+    row = jnp.asarray(RENDER_TABLE)[program.medium]
+    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (w, w, 3))
+    origin = jnp.zeros(2, jnp.int32)
+
+    def body(c, xs):
+        p, valid = xs
+        a, col = stroke_window(p, row, origin, w, scale, 0, softness)
+        a = (a * valid)[..., None]
+        return c * (1 - a) + col * a, None
+
+    canvas = jax.lax.scan(body, canvas, (program.params, program.valid.astype(jnp.float32)))[0]
+    return canvas[: hw[0], : hw[1]]
+
