@@ -8,6 +8,7 @@ half-written file under a final name.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pathlib
 import sys
@@ -38,6 +39,26 @@ def _bounded(name: str):
     return parse
 
 
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 120):
+        raise argparse.ArgumentTypeError(f"must be a frame rate in (0, 120], got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a non-negative whole number, got {value}")
+    return value
+
+
 def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None, size_default: int | None):
     p.add_argument("input", metavar="IMAGE|DIR", help="an image file, or a folder of images (recursive)")
     p.add_argument("--strokes", type=_bounded("strokes"), default=strokes_default, required=strokes_default is None,
@@ -48,7 +69,7 @@ def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None,
     p.add_argument("--order", choices=tuple(ORDER_POLICIES), default="layer-major",
                    help="painting order: layer-major = far to near, coarse to fine within a layer; "
                         "level-major = coarse to fine, far to near within a level (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; a given seed gives identical outputs")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed; a given seed gives identical outputs")
     p.add_argument("--fit-steps", type=_bounded("fit_steps"), default=100,
                    help="optimisation steps of the stroke fit (0 = plan only) (default: %(default)s)")
     p.add_argument("--layers", type=int, default=3, help="depth layers (default: %(default)s)")
@@ -67,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("paint", help="the whole painting process: video, PNG frames, strokes JSON/SVG, contact sheet")
     _add_engine_args(p, strokes_default=1000, size_default=384)
     p.add_argument("--frames", type=_bounded("frames"), default=48, help="frames in the video (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=12.0, help="video frame rate (default: %(default)s)")
+    p.add_argument("--fps", type=_fps, default=12.0, help="video frame rate (default: %(default)s)")
     p.add_argument("--no-mp4", action="store_true", help="skip the MP4 even when imageio-ffmpeg is installed")
 
     p = sub.add_parser("fit", help="fit strokes only; writes <image stem>.json per image (a folder is one batch)")
@@ -120,12 +141,10 @@ def _progress_bar(total: int, desc: str, quiet: bool):
     return update
 
 
-def _depth_for(args, image_path: pathlib.Path, image: np.ndarray, single: bool) -> tuple[np.ndarray, str]:
+def _depth_for(args, image_path: pathlib.Path, image: np.ndarray) -> tuple[np.ndarray, str]:
     from paintproc_jax.depth import estimate_depth, sidecar_depth_path
 
     if args.depth:
-        if not single:
-            raise PaintprocError("--depth names one file; for a folder put <stem>.depth.npy/png beside each image")
         return estimate_depth(image, args.depth, far_is_high=args.depth_far_is_high), str(args.depth)
     sidecar = sidecar_depth_path(image_path)
     if sidecar is not None:
@@ -137,12 +156,14 @@ def _load_all(args, paths):
     """Loads images (+ depth); in a folder, bad files are skipped with a warning and counted."""
     from paintproc_jax.io import load_image
 
-    single = len(paths) == 1
+    single = not pathlib.Path(args.input).is_dir()
+    if args.depth and not single:
+        raise PaintprocError("--depth names one file; for a folder put <stem>.depth.npy/png beside each image")
     loaded, failed = [], []
     for path in paths:
         try:
             image = load_image(path, args.size)
-            depth, source = _depth_for(args, path, image, single)
+            depth, source = _depth_for(args, path, image)
             loaded.append((path, image, depth, source))
         except PaintprocError as err:
             if single:
@@ -155,7 +176,8 @@ def _load_all(args, paths):
 
 
 def _stems(paths: list[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, str]:
-    """Output names per image: the stem, or the relative path when stems collide."""
+    """Output names per image: the stem, or (when stems collide) the relative path with its
+    extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output."""
     counts = defaultdict(int)
     for p in paths:
         counts[p.stem] += 1
@@ -164,7 +186,8 @@ def _stems(paths: list[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, 
         if counts[p.stem] == 1 or not root.is_dir():
             out[p] = p.stem
         else:
-            out[p] = str(p.relative_to(root).with_suffix("")).replace(os.sep, "__")
+            rel = p.relative_to(root)
+            out[p] = str(rel.with_suffix("")).replace(os.sep, "__") + "_" + rel.suffix.lstrip(".").lower()
     return out
 
 
@@ -178,7 +201,7 @@ def cmd_paint(args) -> int:
     loaded, failed = _load_all(args, paths)
     out_root = pathlib.Path(args.out)
     names = _stems([p for p, *_ in loaded], pathlib.Path(args.input))
-    single = len(paths) == 1
+    single = not pathlib.Path(args.input).is_dir()
     for path, image, depth, source in loaded:
         t0 = time.perf_counter()
         progress = _progress_bar(config.fit.steps, f"fit {path.name}", args.quiet)
@@ -245,7 +268,7 @@ def cmd_render(args) -> int:
     from paintproc_jax.io import load_program, save_png
     from paintproc_jax.strokes.raster import render_program
 
-    if args.softness < 0 or args.softness > 100:
+    if not (math.isfinite(args.softness) and 0 <= args.softness <= 100):
         raise PaintprocError(f"--softness must be in [0, 100] pixels, got {args.softness}")
     out = pathlib.Path(args.out)
     if out.suffix.lower() != ".png":

@@ -28,10 +28,18 @@ def atomic_path(path) -> Iterator[pathlib.Path]:
     tmp = pathlib.Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files: give the result the usual umask mode
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: pathlib.Path) -> None:

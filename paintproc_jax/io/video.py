@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -70,7 +71,10 @@ def write_mp4(path, frames, fps: float = 12, hold_last_s: float = 1.5) -> pathli
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # [T, H+h%2, W+w%2, 3]
     hold = int(round(hold_last_s * fps))
-    with atomic_path(path) as tmp:  # the temp name keeps .mp4, so ffmpeg picks the container
+    with atomic_path(path) as tmp, warnings.catch_warnings():  # the temp name keeps .mp4 for ffmpeg
+        # imageio starts ffmpeg with fork+exec; Python warns about fork in a threaded (JAX) process,
+        # which is harmless here because the child execs immediately.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         writer = imageio.get_writer(
             tmp,
             format="FFMPEG",

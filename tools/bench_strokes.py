@@ -1,0 +1,158 @@
+"""Benchmarks of the stroke engine (issue 2): rasterizer speed, fit quality per time, paint end to end.
+
+    python tools/bench_strokes.py --what raster        # fwd / fwd+bwd, scaling with N and resolution
+    python tools/bench_strokes.py --what fit           # PSNR/SSIM/seconds over scikit-image photos
+    python tools/bench_strokes.py --what paint         # `paintproc paint` on a 512^2 photo: wall time, peak RSS
+    python tools/bench_strokes.py                      # all three
+
+Strokes come from the real planner on scikit-image's astronaut, so window sizes are those the
+engine actually renders. The last line is `key=value` pairs with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _photo(name: str, size: int) -> np.ndarray:
+    from PIL import Image
+    from skimage import data
+
+    from paintproc_jax.io import resize_image
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, -1)
+    img = img[..., :3].astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    s = size / max(h, w)
+    return np.clip(resize_image(img, (max(1, round(h * s)), max(1, round(w * s)))), 0, 1)
+
+
+def _time(fn, *args, repeat: int = 10) -> float:
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_raster(results: dict):
+    import jax
+    import jax.numpy as jnp
+
+    from paintproc_jax.depth import estimate_depth
+    from paintproc_jax.strokes import plan, raster
+
+    print("== rasterizer (planned strokes on astronaut, softness 1 px, medium oil)")
+    print(f"{'N':>6} {'size':>5} {'runs':>4} {'window Mpx':>10} {'fwd ms':>8} {'fwd+bwd ms':>10} {'strokes*px/s':>13}")
+
+    def one(n: int, size: int):
+        image = _photo("astronaut", size)
+        prog = plan.plan_strokes(image, estimate_depth(image), plan.PlanConfig(strokes=n), seed=0)
+        hw = image.shape[:2]
+        layout = raster.make_layout(prog, size, softness=1.0)
+        dev = jax.tree.map(jnp.asarray, prog)
+        target = jnp.asarray(image)
+        medium = int(prog.medium)
+        fwd = jax.jit(lambda p: raster.render(dev._replace(params=p), hw, layout, 1.0, medium))
+        vg = jax.jit(jax.value_and_grad(lambda p: jnp.mean(jnp.square(raster.render(dev._replace(params=p), hw, layout, 1.0, medium) - target))))
+        t_f = _time(fwd, dev.params)
+        t_fb = _time(vg, dev.params)
+        win = sum(w * w * c for w, c in layout)
+        rate = n * hw[0] * hw[1] / t_fb
+        print(f"{n:>6} {size:>5} {len(layout):>4} {win / 1e6:>10.2f} {t_f * 1e3:>8.1f} {t_fb * 1e3:>10.1f} {rate:>13.3g}")
+        return t_f, t_fb, win, rate
+
+    for n in (256, 512, 1024, 2048):
+        t_f, t_fb, win, rate = one(n, 256)
+        if n == 2048:
+            results.update(raster_fwd_ms=round(t_f * 1e3, 2), raster_fwdbwd_ms=round(t_fb * 1e3, 2),
+                           raster_window_mpx=round(win / 1e6, 2), strokes_px_per_s=f"{rate:.3g}",
+                           window_px_per_s_fwdbwd=f"{win / t_fb:.3g}")
+    for size in (128, 512):
+        one(2048, size)
+
+
+def bench_fit(results: dict, images: list[str], budgets: list[int], steps: int):
+    from skimage.metrics import structural_similarity
+
+    from paintproc_jax.depth import estimate_depth
+    from paintproc_jax.strokes import engine, fit, plan, raster
+
+    print(f"== fit quality per time at 256^2 ({steps} steps; seconds exclude the one-off compile)")
+    print(f"{'image':>10} {'strokes':>7} {'seconds':>8} {'compile':>8} {'PSNR dB':>8} {'SSIM':>6}")
+    for n in budgets:
+        psnrs, secs = [], []
+        for name in images:
+            image = _photo(name, 256)
+            depth = estimate_depth(image)
+            cfg = engine.EngineConfig(plan=plan.PlanConfig(strokes=n), fit=fit.FitConfig(steps=steps))
+            # First call compiles (cached afterwards for this shape); time a second, warm call.
+            t0 = time.perf_counter()
+            engine.decompose([image], [depth], cfg)
+            cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            (prog,), _ = engine.decompose([image], [depth], cfg)
+            warm = time.perf_counter() - t0
+            out = raster.render_program(prog, 256)
+            psnr = 10 * np.log10(1.0 / np.mean(np.square(out - image)))
+            ssim = structural_similarity(out, image, channel_axis=-1, data_range=1.0)
+            print(f"{name:>10} {n:>7} {warm:>8.1f} {cold - warm:>8.1f} {psnr:>8.2f} {ssim:>6.3f}", flush=True)
+            psnrs.append(psnr)
+            secs.append(warm)
+        results[f"fit{n}_psnr"] = round(float(np.mean(psnrs)), 2)
+        results[f"fit{n}_s"] = round(float(np.mean(secs)), 2)
+
+
+def bench_paint(results: dict):
+    from PIL import Image
+    from skimage import data
+
+    print("== paintproc paint on a 512x512 photo, default settings")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "astronaut.png")
+        Image.fromarray(data.astronaut()).save(src)
+        cmd = [sys.executable, "-m", "paintproc_jax.cli", "paint", src, "--out", os.path.join(tmp, "out"), "--quiet"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB (Linux reports KiB)
+        print(proc.stdout.strip() or proc.stderr.strip())
+        if proc.returncode != 0:
+            raise SystemExit(f"paint failed: {proc.stderr}")
+    print(f"wall {wall:.1f}s, peak RSS {peak:.0f} MiB")
+    results.update(paint512_wall_s=round(wall, 1), paint512_peak_mib=round(peak))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--what", choices=("raster", "fit", "paint", "all"), default="all")
+    ap.add_argument("--images", default="astronaut,coffee,chelsea,rocket", help="scikit-image sample names")
+    ap.add_argument("--budgets", default="500,2000")
+    ap.add_argument("--steps", type=int, default=100)
+    args = ap.parse_args()
+    results: dict = {}
+    if args.what in ("raster", "all"):
+        bench_raster(results)
+    if args.what in ("fit", "all"):
+        bench_fit(results, args.images.split(","), [int(b) for b in args.budgets.split(",")], args.steps)
+    if args.what in ("paint", "all"):
+        bench_paint(results)
+    print(" ".join(f"{k}={v}" for k, v in results.items()))
+
+
+if __name__ == "__main__":
+    main()
