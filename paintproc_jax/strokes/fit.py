@@ -11,6 +11,7 @@ is annealed from soft (wide gradients) to the hard final render. Batched over im
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -28,14 +29,17 @@ class FitConfig:
     lr: float = 1.0  # multiplies the per-parameter step sizes below
     softness_start: float = 1.0  # px, annealed to softness_end
     softness_end: float = 0.0
-    grow: float = 1.2  # strokes may grow up to this factor (windows are sized for it)
+    grow: float = 1.1  # strokes may grow up to this factor (windows are sized for it)
+    coarse_fraction: float = 0.5  # share of the steps run at half resolution (about 4x cheaper)
+    min_coarse_size: int = 96  # no coarse phase when half resolution would be smaller than this
 
 
-# Adam step sizes per parameter column (canvas units, radians, colour units).
+# Adam step sizes per parameter column (canvas units, radians, colour units); tuned on
+# scikit-image photos for 25-100 step fits (see tools/bench_strokes.py).
 _STEP = np.zeros(NUM_PARAMS, np.float32)
 for _name, _lr in {
-    "x": 1.5e-3, "y": 1.5e-3, "length": 1e-3, "width": 5e-4, "angle": 0.03, "bend": 0.01,
-    "r": 0.02, "g": 0.02, "b": 0.02, "opacity": 0.02,
+    "x": 6e-3, "y": 6e-3, "length": 4e-3, "width": 2e-3, "angle": 0.12, "bend": 0.04,
+    "r": 0.08, "g": 0.08, "b": 0.08, "opacity": 0.08,
 }.items():
     _STEP[P[_name]] = _lr
 
@@ -62,11 +66,15 @@ def _bounds(params0: jax.Array, canvas_hw: jax.Array, size: int, grow: float):
     return lo, hi
 
 
+@functools.lru_cache(maxsize=16)
 def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, config: FitConfig):
     """Returns (init, step) for batched fitting at pixel size `hw` with a fixed layout.
 
-    init(programs, targets) -> state; step(state, i) -> (state, loss [B]).
-    Both are jitted once; `programs` carry a leading batch axis, `targets` are [B, H, W, 3].
+    init(programs, targets) -> state; step(state, programs, targets, i) -> (state, loss [B]).
+    `programs` carry a leading batch axis, `targets` are [B, H, W, 3]. Cached: every batch
+    with the same shapes, layout and config reuses one compiled step. The batch is iterated
+    with `lax.map` (not `vmap`): batched window updates would become scatters, several
+    times slower than the in-place updates of one image.
     """
     size = max(hw)
     tx = optax.chain(optax.scale_by_adam(b1=0.9, b2=0.99), optax.scale_by_schedule(
@@ -90,8 +98,20 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
         return dict(state, params=params, opt=opt), loss
 
     init = jax.jit(jax.vmap(init_one))
-    step = jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None)), donate_argnums=(0,))
-    return init, step
+
+    def step(state, programs, targets, i):
+        return jax.lax.map(lambda xs: step_one(*xs, i), (state, programs, targets))
+
+    return init, jax.jit(step, donate_argnums=(0,))
+
+
+def _half(targets: np.ndarray) -> np.ndarray:
+    """[B, H, W, 3] -> [B, ceil(H/2), ceil(W/2), 3] by Lanczos (host side, once per fit)."""
+    from paintproc_jax.io.images import resize_image
+
+    h, w = targets.shape[1:3]
+    hw = ((h + 1) // 2, (w + 1) // 2)
+    return np.stack([np.clip(resize_image(t, hw), 0.0, 1.0) for t in targets]).astype(np.float32)
 
 
 def fit_programs(
@@ -103,24 +123,34 @@ def fit_programs(
 ) -> tuple[StrokeProgram, np.ndarray]:
     """Fits a batch of programs (leading axis B, same N) to `targets` [B, H, W, 3].
 
-    Returns the fitted programs (NumPy) and the final per-image MSE [B].
+    Coarse to fine in resolution too: the first `coarse_fraction` of the steps fit the image at
+    half resolution (the parameters are resolution independent; the optimiser state carries
+    over), the rest at full resolution. Returns the fitted programs (NumPy) and the final
+    per-image MSE [B] at full resolution.
     """
     targets = np.asarray(targets, np.float32)
     b, h, w = targets.shape[:3]
-    size = max(h, w)
     medium = int(np.asarray(programs.medium).reshape(-1)[0])
     same_medium = bool(np.all(np.asarray(programs.medium) == medium))
     singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
-    layout = raster.batch_layout(singles, size, softness=config.softness_start, grow=config.grow)
-    init, step = make_fitter((h, w), layout, medium if same_medium else None, config)
     dev_programs = jax.tree.map(jnp.asarray, programs)
-    dev_targets = jnp.asarray(targets)
-    state = init(dev_programs, dev_targets)
-    loss = None
-    for i in range(config.steps):
-        state, loss = step(state, dev_programs, dev_targets, jnp.float32(i))
-        if progress is not None:
-            progress(i, float(jnp.mean(loss)) if i == config.steps - 1 or i % 10 == 0 else float("nan"))
-    fitted = programs._replace(params=np.asarray(state["params"]))
+    coarse_steps = int(round(config.steps * config.coarse_fraction)) if max(h, w) // 2 >= config.min_coarse_size else 0
+    phases = [(_half(targets), coarse_steps), (targets, config.steps - coarse_steps)]
+    state, loss, i = None, None, 0
+    for phase_targets, steps in phases:
+        if steps <= 0:
+            continue
+        ph, pw = phase_targets.shape[1:3]
+        layout = raster.batch_layout(singles, max(ph, pw), softness=config.softness_start, grow=config.grow)
+        init, step = make_fitter((ph, pw), layout, medium if same_medium else None, config)
+        dev_targets = jnp.asarray(phase_targets)
+        fresh = init(dev_programs, dev_targets)  # bounds for this resolution
+        state = fresh if state is None else dict(fresh, params=state["params"], opt=state["opt"])
+        for _ in range(steps):
+            state, loss = step(state, dev_programs, dev_targets, jnp.float32(i))
+            if progress is not None:
+                progress(i, float(jnp.mean(loss)) if i == config.steps - 1 or i % 10 == 0 else float("nan"))
+            i += 1
+    fitted = programs._replace(params=np.asarray(state["params"]) if state is not None else programs.params)
     final = np.asarray(loss) if loss is not None else np.full(b, np.nan)
     return fitted, final

@@ -37,7 +37,8 @@ class PlanConfig:
     levels: int = 4  # refinement levels L
     order: str = "layer-major"
     medium: str = "oil"
-    coverage: float = 1.5  # how many times level 0 covers the canvas (and finer levels their area)
+    base_coverage: float = 2.5  # how many times level 0 covers the canvas (no canvas left bare)
+    coverage: float = 1.5  # how many times each finer level covers the area that still needs detail
     growth: float = 2.0  # stroke count ratio of consecutive levels (finer levels get more)
     aspect: float = 2.5  # stroke length / width for a perfectly oriented structure
     bend: float = 0.05  # spread of random centre-line bend (sagitta / length)
@@ -158,7 +159,8 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
         else:
             weight = np.abs(image - prev_blur).sum(-1)
         frac = 1.0 if lvl == 0 else _support_fraction(weight)
-        area = config.coverage * h * w * frac / n  # px^2 per stroke
+        cover = config.base_coverage if lvl == 0 else config.coverage
+        area = cover * h * w * frac / n  # px^2 per stroke
         width = float(np.clip(np.sqrt(area / aspect) * style["width"], 1.0, 0.5 * scale))
         sigma = 0.5 * width
         blurred = _blur(image, sigma)

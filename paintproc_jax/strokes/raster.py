@@ -39,12 +39,17 @@ _TAIL = 3.0  # soft edges are cut at this many sigmas outside the stroke
 
 
 def stroke_radius_px(params: np.ndarray, scale: float, medium: int, softness: float = 0.0) -> np.ndarray:
-    """Radius in pixels of the disc that holds each stroke, soft tail included. [N]"""
+    """Radius in pixels of the disc around the centre that holds each stroke, soft tail included. [N]
+
+    The farthest point of a bent capsule is at most the core's half length and the centre-line
+    sagitta apart (Pythagoras), plus the cap radius.
+    """
     params = np.asarray(params, np.float32)
-    length = np.maximum(params[:, P["length"]], params[:, P["width"]]) * scale
     width = np.maximum(params[:, P["width"]] * scale, 0.5)
+    length = np.maximum(params[:, P["length"]] * scale, width)
+    sagitta = np.abs(params[:, P["bend"]]) * length
     sigma = np.sqrt(softness**2 + AA_SIGMA**2 + (RENDER_TABLE[medium, R["edge"]] * width) ** 2)
-    return 0.5 * np.hypot(length, width) + np.abs(params[:, P["bend"]]) * length + _TAIL * sigma + 1.0
+    return np.hypot(0.5 * (length - width), sagitta) + 0.5 * width + _TAIL * sigma + 1.0
 
 
 def window_class(needed: np.ndarray) -> np.ndarray:
@@ -111,9 +116,12 @@ def _merge_runs(runs: list[list[int]], *, max_runs: int, run_cost_px: int) -> La
 
 
 def batch_layout(programs: Sequence[StrokeProgram], size: int, **kwargs) -> Layout:
-    """One layout valid for every program (same N and same run boundaries required)."""
+    """One layout valid for every program of a batch (all with the same N).
+
+    Each stroke gets the largest window any program needs at its index; equal neighbours
+    are regrouped into runs and merged as in `make_layout`.
+    """
     layouts = [make_layout(p, size, **kwargs) for p in programs]
-    # Use per-stroke maxima over the batch, then rebuild runs from the first program's grouping.
     n = programs[0].num_strokes
     win = np.zeros(n, np.int64)
     for lay in layouts:
@@ -142,6 +150,12 @@ def _hash01(ix, iy):
     h = (h ^ (h >> 13)) * jnp.uint32(0x5BD1E995)
     h = h ^ (h >> 15)
     return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * (1.0 / 65536.0)
+
+
+def _wave(x):
+    """Smooth periodic bump in [0, 1] with period 1 (a cheap stand-in for a sine: no transcendentals)."""
+    f = x - jnp.floor(x)
+    return 16.0 * jnp.square(f * (1.0 - f))
 
 
 def _term(m, name):
@@ -187,7 +201,7 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
         seed = p[P["seed"]]
         n = _term(m, "bristles")
-        b = 0.5 + (jnp.sin(jnp.pi * n * t + 2 * jnp.pi * seed) + 0.5 * jnp.sin(2.3 * jnp.pi * n * t + 13.0 * seed)) / 3.0
+        b = (2.0 * _wave(0.5 * n * t + seed) + _wave(1.15 * n * t + 13.0 * seed)) / 3.0  # [0, 1]
         alpha = alpha * (1.0 - _term(m, "bristle") * b * (0.4 + 0.6 * a)) * (1.0 - _term(m, "dry") * a**3)
         shade = 1.0 + _term(m, "shade") * (b - 0.5)
     if _on(m, "grain"):  # paper grain, fixed to the canvas (not the stroke)
@@ -283,6 +297,8 @@ def _composite_bwd(res, g):
         return gimg, (d_alpha, d_color)
 
     g_canvas, (d_alpha, d_color) = jax.lax.scan(body, g, (alpha, color, origins, unders), reverse=True)
+    # Keep the windows' own backward pass out of the scan (same reason as in `render`).
+    g_canvas, d_alpha, d_color = jax.lax.optimization_barrier((g_canvas, d_alpha, d_color))
     return g_canvas, d_alpha, d_color, None
 
 
@@ -316,6 +332,8 @@ def render(program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness
     start = 0
     for w, count in layout:
         alpha, color, origins = _run_windows(program, start, count, w, scale, pad, phw, softness, medium)
+        # Materialise the windows before the scan, so XLA does not fuse (recompute) them into it.
+        alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
         canvas = composite(canvas, alpha, color, origins)
         start += count
     return canvas[pad : pad + hw[0], pad : pad + hw[1]]
