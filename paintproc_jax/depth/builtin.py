@@ -26,6 +26,8 @@ where this matters.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -34,6 +36,7 @@ from paintproc_jax.depth.base import normalize_depth, register_estimator
 from paintproc_jax.errors import PaintprocError
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_BINS = 2048  # histogram resolution of the fast rank normalization
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -56,13 +59,21 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def rank_normalize(x: np.ndarray) -> np.ndarray:
-    """Map values to their mid-rank in [0, 1] (ties share the average rank; constant -> 0.5)."""
+def rank_normalize(x: np.ndarray, bins: int | None = None) -> np.ndarray:
+    """Map values to their mid-rank in [0, 1] (ties share the average rank; constant -> 0.5).
+
+    `bins=None` is exact (a sort); `bins=B` reads the mid-rank off a B-bin histogram (linear
+    between bin centres): O(n), several times faster, and equal values still get equal ranks.
+    """
     flat = np.asarray(x, dtype=np.float32).ravel()
     n = flat.size
-    if n < 2 or flat.min() == flat.max():
+    lo, hi = (float(flat.min()), float(flat.max())) if n else (0.0, 0.0)
+    if n < 2 or lo == hi:
         return np.full(np.shape(x), 0.5, dtype=np.float32)
-    order = np.argsort(flat, kind="stable")
+    if bins is not None:
+        curve = _HistCurve(flat, lo, hi, bins)
+        return curve(flat, curve.mid).reshape(np.shape(x))
+    order = np.argsort(flat)  # ties are averaged below, so stability does not matter
     srt = flat[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
@@ -76,79 +87,129 @@ def rank_normalize(x: np.ndarray) -> np.ndarray:
     return out.reshape(np.shape(x))
 
 
-def _resize_channels(x: np.ndarray, hw: tuple[int, int], resample) -> np.ndarray:
-    """Resize each channel of `[h, w, C]` float32 to `[H, W, C]` with Pillow's float ('F') mode."""
+class _HistCurve:
+    """Histogram CDF of non-constant values on `bins` equal-width bins over [lo, hi].
+
+    `mid [B]` is the mid-rank in [0, 1] of the values in each bin (empty bins in between, so it is
+    non-decreasing); `__call__` evaluates any per-bin curve at arbitrary values, linear between bin
+    centres, by direct indexing (no search).
+    """
+
+    def __init__(self, flat: np.ndarray, lo: float, hi: float, bins: int):
+        self.lo, self.bins, self.scale = lo, bins, bins / (hi - lo)
+        idx = ((flat - lo) * self.scale).astype(np.int64)
+        np.clip(idx, 0, bins - 1, out=idx)
+        cnt = np.bincount(idx, minlength=bins)
+        self.mid = (np.cumsum(cnt) - 0.5 * (cnt + 1)) / (flat.size - 1)  # [B]
+        self.mid[0], self.mid[-1] = 0.0, 1.0  # min and max values get the extreme ranks
+
+    def centers(self) -> np.ndarray:
+        return self.lo + (np.arange(self.bins) + 0.5) / self.scale  # [B]
+
+    def __call__(self, v: np.ndarray, curve: np.ndarray) -> np.ndarray:
+        t = (np.asarray(v, dtype=np.float32) - np.float32(self.lo)) * np.float32(self.scale) - np.float32(0.5)
+        np.clip(t, 0.0, self.bins - 1.0, out=t)
+        i0 = t.astype(np.int64)
+        np.minimum(i0, self.bins - 2, out=i0)
+        frac = t - i0
+        c = curve.astype(np.float32)
+        return c[i0] + frac * (c[i0 + 1] - c[i0])  # float32, same shape as v
+
+
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Approximate Gaussian blur of `[h, w]` by three box passes (cost independent of `sigma`)."""
+    size = max(1, round(float(np.sqrt(4.0 * sigma * sigma + 1.0))))  # 3 boxes: var = 3 (size^2-1)/12
+    if size <= 1:
+        return x
+    for _ in range(3):
+        x = ndimage.uniform_filter(x, size=size, mode="reflect")
+    return x
+
+
+def _resize_planes(planes, hw: tuple[int, int], resample) -> np.ndarray:
+    """Resize each `[h, w]` float plane to `[H, W]` with Pillow's float ('F') mode -> `[C, H, W]`."""
     H, W = hw
-    chans = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c]), mode="F").resize((W, H), resample))
-        for c in range(x.shape[-1])
+    out = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(p, dtype=np.float32), mode="F").resize((W, H), resample))
+        for p in planes
     ]
-    return np.stack(chans, axis=-1)
+    return np.stack(out, axis=0)
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window per channel; `[h, w]` or `[h, w, C]`."""
-    size = (2 * r + 1, 2 * r + 1) + (1,) * (x.ndim - 2)
+    """Mean over a (2r+1)^2 window of each plane; `[h, w]` or planar `[C, h, w]`."""
+    size = (1,) * (x.ndim - 2) + (2 * r + 1, 2 * r + 1)
     return ndimage.uniform_filter(x, size=size, mode="reflect")
 
 
-def guided_filter_coeffs(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Colour guided filter (He et al.): per-pixel `a [h, w, 3]`, `b [h, w]` with `q = a . guide + b`.
+class GuidedFilter:
+    """Colour guided filter (He et al., 2010) with the guide's statistics precomputed.
 
-    `guide [h, w, 3]`, `src [h, w]`, both float32. Locally the output is a linear function of the
-    guide, so it is smooth where the image is flat and steps where the image has an edge; `eps`
-    (in guide-variance units) sets how strong an edge must be to be followed.
+    Locally the output is a linear function of the guide, `q = a . guide + b`, so it is smooth where
+    the image is flat and steps where the image has an edge; `eps` (in guide-variance units) sets
+    how strong an edge must be to be followed. Filtering several sources (or iterating) with one
+    guide reuses the guide's box statistics. `guide [h, w, 3]`, or planar `[3, h, w]` with
+    `planar=True` (faster: no strided channel access).
     """
-    I = guide.astype(np.float32)
-    p = src.astype(np.float32)
-    mean_I = _box(I, radius)  # [h, w, 3]
-    mean_p = _box(p, radius)  # [h, w]
-    cov_Ip = _box(I * p[..., None], radius) - mean_I * mean_p[..., None]  # [h, w, 3]
-    iu = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-    prods = np.stack([I[..., i] * I[..., j] for i, j in iu], axis=-1)  # [h, w, 6]
-    var = _box(prods, radius) - np.stack([mean_I[..., i] * mean_I[..., j] for i, j in iu], axis=-1)
-    rr, rg, rb, gg, gb, bb = (var[..., k] for k in range(6))
-    rr = rr + eps
-    gg = gg + eps
-    bb = bb + eps
-    # Inverse of the symmetric 3x3 [[rr, rg, rb], [rg, gg, gb], [rb, gb, bb]] by cofactors.
-    c00 = gg * bb - gb * gb
-    c01 = rb * gb - rg * bb
-    c02 = rg * gb - rb * gg
-    c11 = rr * bb - rb * rb
-    c12 = rb * rg - rr * gb
-    c22 = rr * gg - rg * rg
-    det = rr * c00 + rg * c01 + rb * c02
-    det = np.maximum(det, 1e-12)
-    cr, cg, cb = cov_Ip[..., 0], cov_Ip[..., 1], cov_Ip[..., 2]
-    a = np.stack(
-        [
-            (c00 * cr + c01 * cg + c02 * cb) / det,
-            (c01 * cr + c11 * cg + c12 * cb) / det,
-            (c02 * cr + c12 * cg + c22 * cb) / det,
-        ],
-        axis=-1,
-    )  # [h, w, 3]
-    b = mean_p - (a * mean_I).sum(-1)  # [h, w]
-    return _box(a, radius), _box(b, radius)
+
+    def __init__(self, guide: np.ndarray, radius: int, eps: float, *, planar: bool = False):
+        I = np.asarray(guide, dtype=np.float32)
+        if not planar:
+            I = np.ascontiguousarray(I.transpose(2, 0, 1))
+        self.guide, self.radius = I, int(radius)  # [3, h, w]
+        self.mean_I = m = _box(I, self.radius)  # [3, h, w]
+        iu = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+        prods = np.stack([I[i] * I[j] for i, j in iu])  # [6, h, w]
+        var = _box(prods, self.radius)
+        for k, (i, j) in enumerate(iu):
+            var[k] -= m[i] * m[j]
+        rr, rg, rb, gg, gb, bb = var
+        rr, gg, bb = rr + eps, gg + eps, bb + eps
+        # Inverse of the symmetric 3x3 [[rr, rg, rb], [rg, gg, gb], [rb, gb, bb]] by cofactors.
+        c00, c01, c02 = gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg
+        c11, c12, c22 = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
+        det = np.maximum(rr * c00 + rg * c01 + rb * c02, 1e-12)  # > 0: covariance + eps I is SPD
+        self.inv = tuple(c / det for c in (c00, c01, c02, c11, c12, c22))  # 6 x [h, w]
+
+    def coeffs(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window-averaged coefficients: planar `a [3, h, w]`, `b [h, w]` for `src [h, w]`."""
+        I, r, m = self.guide, self.radius, self.mean_I
+        p = np.asarray(src, dtype=np.float32)
+        mean_p = _box(p, r)  # [h, w]
+        cr, cg, cb = _box(I * p, r) - m * mean_p  # 3 x [h, w]: cov(I, p)
+        i00, i01, i02, i11, i12, i22 = self.inv
+        a = np.stack([i00 * cr + i01 * cg + i02 * cb, i01 * cr + i11 * cg + i12 * cb, i02 * cr + i12 * cg + i22 * cb])
+        b = mean_p - a[0] * m[0] - a[1] * m[1] - a[2] * m[2]  # [h, w]
+        return _box(a, r), _box(b, r)
+
+    def apply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """`q = a . guide + b` -> `[h, w]` float32."""
+        I = self.guide
+        return (a[0] * I[0] + a[1] * I[1] + a[2] * I[2] + b).astype(np.float32)
+
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        """Edge-aware smoothing of `src [h, w]` -> `[h, w]` float32."""
+        return self.apply(*self.coeffs(src))
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Edge-aware smoothing of `src [h, w]` guided by `guide [h, w, 3]` -> `[h, w]` float32."""
-    a, b = guided_filter_coeffs(guide, src, radius, eps)
-    return ((a * guide).sum(-1) + b).astype(np.float32)
+    """Edge-aware smoothing of `src [h, w]` guided by the image `guide [h, w, 3]` -> `[h, w]` float32."""
+    return GuidedFilter(guide, radius, eps)(src)
 
 
 class BuiltinDepth:
     """Weight-free monocular depth from ground-plane, detail, aerial-perspective and centre cues.
 
-    Weights are relative (they are normalized to sum to 1). `work_size` is the longest side of the
-    internal resolution; `guide_radius` and `guide_eps` set the edge-aware smoothing (radius as a
-    fraction of `work_size`); `equalize` blends rank equalization (1) with a 2-98 % percentile
-    stretch (0) for the final [0, 1] mapping.
+    Cue weights are relative (normalized to sum to 1). Lengths are fractions of the longest side of
+    the internal image (`work_size` pixels): `detail_sigma` / `color_sigma` pool the detail and
+    colour cues, `guide_radius` is the guided filter's window radius; `guide_eps` (guide variance)
+    sets which image edges the map may step at, `guide_iters` how often the filter is applied, and
+    `guide_blur` (work pixels) pre-blurs the guide so fine texture is not copied into the depth.
+    `equalize` blends rank equalization (1) with a 2-98 % percentile stretch (0) for the output.
     """
 
     name = "builtin"
+    CUES = ("ground", "detail", "aerial", "center")
 
     def __init__(
         self,
@@ -158,8 +219,12 @@ class BuiltinDepth:
         w_aerial: float = 0.25,
         w_center: float = 0.10,
         work_size: int = 256,
-        guide_radius: float = 1 / 32,
-        guide_eps: float = 1e-3,
+        detail_sigma: float = 0.02,
+        color_sigma: float = 0.02,
+        guide_radius: float = 0.25,
+        guide_eps: float = 0.05,
+        guide_iters: int = 2,
+        guide_blur: float = 1.0,
         equalize: float = 0.5,
     ):
         weights = np.array([w_ground, w_detail, w_aerial, w_center], dtype=np.float64)
@@ -169,63 +234,70 @@ class BuiltinDepth:
             raise PaintprocError(f"builtin depth: work_size must be >= 8, got {work_size}")
         if not 0.0 <= equalize <= 1.0:
             raise PaintprocError(f"builtin depth: equalize must be in [0, 1], got {equalize}")
-        if not guide_eps > 0 or not guide_radius > 0:
-            raise PaintprocError("builtin depth: guide_radius and guide_eps must be > 0")
+        lengths = dict(detail_sigma=detail_sigma, color_sigma=color_sigma, guide_radius=guide_radius, guide_eps=guide_eps)
+        for k, v in lengths.items():
+            if not (np.isfinite(v) and v > 0):
+                raise PaintprocError(f"builtin depth: {k} must be > 0, got {v}")
+        if int(guide_iters) < 0 or not guide_blur >= 0:
+            raise PaintprocError("builtin depth: guide_iters and guide_blur must be >= 0")
         self.weights = weights / weights.sum()
         self.work_size = int(work_size)
-        self.guide_radius = float(guide_radius)
-        self.guide_eps = float(guide_eps)
+        self.detail_sigma, self.color_sigma = float(detail_sigma), float(color_sigma)
+        self.guide_radius, self.guide_eps = float(guide_radius), float(guide_eps)
+        self.guide_iters, self.guide_blur = int(guide_iters), float(guide_blur)
         self.equalize = float(equalize)
 
     def __repr__(self) -> str:
-        w = ", ".join(f"{k}={v:.3g}" for k, v in zip(("ground", "detail", "aerial", "center"), self.weights))
+        w = ", ".join(f"w_{k}={v:.3g}" for k, v in zip(self.CUES, self.weights))
         return f"BuiltinDepth({w}, work_size={self.work_size})"
 
-    # -- cues, each `[h, w]` float32 where larger = nearer (before rank normalization) -------------
+    # -- cues, each `[h, w]` float32 in [0, 1] where larger = nearer ------------------------------
 
     @staticmethod
-    def _ground_cue(h: int, w: int) -> np.ndarray:
-        y = (np.arange(h, dtype=np.float32) + 0.5) / h  # 0 = top, 1 = bottom
-        return np.broadcast_to(y[:, None], (h, w))
-
-    @staticmethod
-    def _center_cue(h: int, w: int) -> np.ndarray:
+    @functools.lru_cache(maxsize=16)
+    def _geometric_cues(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rank-normalized ground (lower = nearer) and centre (central = nearer) priors, cached."""
+        n = h * w
+        row = np.arange(h, dtype=np.float64)
+        # mid-rank of row i when every pixel of a row ties: (i w + (w - 1) / 2) / (n - 1)
+        ground = ((row * w + (w - 1) / 2) / max(1, n - 1)) if n > 1 else np.full(h, 0.5)
+        ground = np.broadcast_to(ground.astype(np.float32)[:, None], (h, w))
         y = ((np.arange(h, dtype=np.float32) + 0.5) / h - 0.5) * 2.0
         x = ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5) * 2.0
-        return -(y[:, None] ** 2 + x[None, :] ** 2)  # elliptical: adapts to the aspect ratio
+        center = rank_normalize(-(y[:, None] ** 2 + x[None, :] ** 2))  # elliptical: follows the aspect
+        ground.flags.writeable = False
+        center.flags.writeable = False
+        return ground, center
 
     @staticmethod
     def _detail_cue(lum: np.ndarray, sigma_s: float) -> np.ndarray:
-        """Local gradient energy at two scales, smoothed; log so it is scale-free before ranking."""
+        """Local gradient energy at two scales, smoothed; log so the two scales add as a product."""
         out = np.zeros_like(lum)
         for s in (1.0, 2.5):
-            g = ndimage.gaussian_gradient_magnitude(lum, sigma=s, mode="reflect")
-            out += np.log(ndimage.gaussian_filter(g * g, sigma=sigma_s, mode="reflect") + 1e-6)
-        return out
+            g = ndimage.gaussian_gradient_magnitude(lum, sigma=s, mode="reflect", truncate=3.0)
+            out += np.log(_smooth(g * g, sigma_s) + 1e-6)
+        return rank_normalize(out, bins=_BINS)
 
     @staticmethod
-    def _aerial_cue(img: np.ndarray, lum: np.ndarray, detail_rank: np.ndarray, sigma_s: float) -> np.ndarray:
-        """Saturated, warm, darker/contrasty = near; grey, bluish, bright and flat = far."""
-        mx, mn = img.max(-1), img.min(-1)
-        chroma = mx - mn  # [h, w]
-        warm = img[..., 0] - img[..., 2]  # red minus blue
-        haze = lum * (1.0 - detail_rank)  # bright and low contrast
-        parts = [ndimage.gaussian_filter(c, sigma=sigma_s, mode="reflect") for c in (chroma, warm, haze)]
-        return 0.45 * rank_normalize(parts[0]) + 0.30 * rank_normalize(parts[1]) + 0.25 * (1.0 - rank_normalize(parts[2]))
+    def _aerial_cue(P: np.ndarray, lum: np.ndarray, detail: np.ndarray, sigma_s: float) -> np.ndarray:
+        """Saturated, warm, contrasty = near; grey, bluish, bright and flat (hazy) = far. `P [3, h, w]`."""
+        chroma = np.maximum(np.maximum(P[0], P[1]), P[2]) - np.minimum(np.minimum(P[0], P[1]), P[2])
+        warm = P[0] - P[2]  # red minus blue
+        haze = lum * (1.0 - detail)  # bright and low contrast
+        r = [rank_normalize(_smooth(c, sigma_s), bins=_BINS) for c in (chroma, warm, haze)]
+        return rank_normalize(0.45 * r[0] + 0.30 * r[1] + 0.25 * (1.0 - r[2]), bins=_BINS)
 
-    def cues(self, small: np.ndarray) -> dict[str, np.ndarray]:
-        """Rank-normalized cue maps `{name: [h, w]}` (larger = nearer) for an image at work size."""
-        h, w = small.shape[:2]
-        lum = small @ _LUMA  # [h, w]
+    def cues(self, small: np.ndarray, *, planar: bool = False) -> dict[str, np.ndarray]:
+        """Rank-normalized cue maps `{name: [h, w]}` in [0, 1] (larger = nearer) for an image at work
+        size, `[h, w, 3]` (or `[3, h, w]` with `planar=True`)."""
+        P = np.asarray(small, dtype=np.float32) if planar else np.ascontiguousarray(as_rgb(small).transpose(2, 0, 1))
+        h, w = P.shape[1:]
+        lum = _LUMA[0] * P[0] + _LUMA[1] * P[1] + _LUMA[2] * P[2]  # [h, w]
         side = max(h, w)
-        detail = rank_normalize(self._detail_cue(lum, sigma_s=max(1.0, 0.03 * side)))
-        aerial = rank_normalize(self._aerial_cue(small, lum, detail, sigma_s=max(0.5, 0.01 * side)))
-        return {
-            "ground": rank_normalize(self._ground_cue(h, w)),
-            "detail": detail,
-            "aerial": aerial,
-            "center": rank_normalize(self._center_cue(h, w)),
-        }
+        detail = self._detail_cue(lum, sigma_s=max(1.0, self.detail_sigma * side))
+        aerial = self._aerial_cue(P, lum, detail, sigma_s=max(0.5, self.color_sigma * side))
+        ground, center = self._geometric_cues(h, w)
+        return {"ground": ground, "detail": detail, "aerial": aerial, "center": center}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """`image [H, W, 3]` in [0, 1] -> depth `[H, W]` float32 in [0, 1], 1 = nearest."""
@@ -233,36 +305,40 @@ class BuiltinDepth:
         H, W = img.shape[:2]
         scale = min(1.0, self.work_size / max(H, W))
         h, w = max(1, round(H * scale)), max(1, round(W * scale))
-        small = img if (h, w) == (H, W) else np.clip(_resize_channels(img, (h, w), Image.Resampling.BOX), 0, 1)
-
-        c = self.cues(small)
-        raw = sum(wt * c[k] for wt, k in zip(self.weights, ("ground", "detail", "aerial", "center")))  # [h, w]
-
-        radius = max(1, round(self.guide_radius * max(h, w)))
-        a, b = guided_filter_coeffs(small, raw.astype(np.float32), radius, self.guide_eps)
-        q_small = (a * small).sum(-1) + b  # [h, w]
+        planes = [img[..., k] for k in range(3)]
         if (h, w) == (H, W):
-            q = q_small
-        else:  # fast guided filter: smooth coefficients upsampled, applied to the full-res image
-            ab = _resize_channels(np.concatenate([a, b[..., None]], axis=-1), (H, W), Image.Resampling.BILINEAR)
-            q = (ab[..., :3] * img).sum(-1) + ab[..., 3]  # [H, W]
+            P = np.stack(planes)  # [3, h, w]
+        else:
+            P = np.clip(_resize_planes(planes, (h, w), Image.Resampling.BOX), 0.0, 1.0)
+
+        c = self.cues(P, planar=True)
+        q_small = sum(float(wt) * c[k] for wt, k in zip(self.weights, self.CUES)).astype(np.float32)  # [h, w]
+        if self.guide_iters > 0:
+            guide = P
+            if self.guide_blur > 0 and min(h, w) > 2:
+                guide = ndimage.gaussian_filter(P, sigma=(0, self.guide_blur, self.guide_blur), mode="reflect")
+            gf = GuidedFilter(guide, max(1, round(self.guide_radius * max(h, w))), self.guide_eps, planar=True)
+            for _ in range(self.guide_iters):  # iterating lets the map snap to edges farther than one radius
+                q_small = gf(q_small)  # [h, w]
+        # Upsample the result, not the coefficients: applying `a` to the sharp full-res image
+        # would copy fine texture (eyes, fur) into the depth.
+        q = q_small if (h, w) == (H, W) else _resize_planes([q_small], (H, W), Image.Resampling.BILINEAR)[0]
         return self._spread(q_small, q)
 
     def _spread(self, ref: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Map `q` to [0, 1] by a monotone curve fitted on `ref` (the work-size map): equalize + stretch."""
-        vals = np.sort(ref.ravel().astype(np.float64))
-        if vals[-1] - vals[0] <= 1e-9 * max(1.0, abs(vals[-1])):
+        """Map `q` to [0, 1] by a monotone curve fitted on the work-size map `ref`: `equalize` x rank
+        (histogram equalization) + (1 - `equalize`) x a 2-98 % percentile stretch."""
+        flat = ref.ravel().astype(np.float32)
+        lo, hi = float(flat.min()), float(flat.max())
+        if flat.size < 2 or hi - lo <= 1e-7:
             return np.full(q.shape, 0.5, dtype=np.float32)
-        qd = q.astype(np.float64)
-        uniq, first = np.unique(vals, return_index=True)
-        last = np.append(first[1:], vals.size) - 1
-        ranks = (first + last) / 2.0 / max(1, vals.size - 1)  # mid-rank of each distinct value
-        eq = np.interp(qd, uniq, ranks)
-        lo, hi = np.percentile(vals, [2.0, 98.0])
-        if hi <= lo:
-            lo, hi = vals[0], vals[-1]
-        st = np.clip((qd - lo) / (hi - lo), 0.0, 1.0)
-        return normalize_depth(self.equalize * eq + (1.0 - self.equalize) * st)
+        hc = _HistCurve(flat, lo, hi, _BINS)
+        x = hc.centers()  # [B]
+        p_lo, p_hi = np.interp([0.02, 0.98], hc.mid, x)
+        if not p_hi > p_lo:
+            p_lo, p_hi = lo, hi
+        stretch = np.clip((x - p_lo) / (p_hi - p_lo), 0.0, 1.0)
+        return normalize_depth(hc(q, self.equalize * hc.mid + (1.0 - self.equalize) * stretch))
 
 
 register_estimator("builtin", BuiltinDepth)
