@@ -21,7 +21,7 @@ from paintproc_jax.errors import PaintprocError
 from paintproc_jax.program import MEDIA
 from paintproc_jax.strokes.plan import ORDER_POLICIES
 
-LIMITS = {"strokes": (1, 100_000), "size": (16, 4096), "frames": (3, 2000), "fit_steps": (0, 100_000)}
+LIMITS = {"strokes": (1, 100_000), "size": (16, 4096), "frames": (3, 2000), "fit_steps": (0, 100_000), "seed": (0, 2**63 - 1)}
 
 
 def _bounded(name: str):
@@ -49,16 +49,6 @@ def _fps(text: str) -> float:
     return value
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be a non-negative whole number, got {value}")
-    return value
-
-
 def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None, size_default: int | None):
     p.add_argument("input", metavar="IMAGE|DIR", help="an image file, or a folder of images (recursive)")
     p.add_argument("--strokes", type=_bounded("strokes"), default=strokes_default, required=strokes_default is None,
@@ -69,7 +59,7 @@ def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None,
     p.add_argument("--order", choices=tuple(ORDER_POLICIES), default="layer-major",
                    help="painting order: layer-major = far to near, coarse to fine within a layer; "
                         "level-major = coarse to fine, far to near within a level (default: %(default)s)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed; a given seed gives identical outputs")
+    p.add_argument("--seed", type=_bounded("seed"), default=0, help="random seed; a given seed gives identical outputs")
     p.add_argument("--fit-steps", type=_bounded("fit_steps"), default=100,
                    help="optimisation steps of the stroke fit (0 = plan only) (default: %(default)s)")
     p.add_argument("--layers", type=int, default=3, help="depth layers (default: %(default)s)")
