@@ -19,7 +19,7 @@ from paintproc_jax.depth.base import (
     register_estimator,
     validate_depth,
 )
-from paintproc_jax.depth.builtin import BuiltinDepth, guided_filter, rank_normalize
+from paintproc_jax.depth.builtin import BuiltinDepth, guided_filter, rank_normalize, soft_rank
 from paintproc_jax.depth.files import load_depth_file, sidecar_depth_path
 from paintproc_jax.errors import PaintprocError
 
@@ -35,6 +35,7 @@ __all__ = [
     "rank_normalize",
     "register_estimator",
     "sidecar_depth_path",
+    "soft_rank",
     "validate_depth",
 ]
 

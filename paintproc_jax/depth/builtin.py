@@ -1,27 +1,32 @@
 """`BuiltinDepth`: the default depth estimator. No weights, deterministic, NumPy/SciPy, fast.
 
-It guesses *relative* depth from monocular cues that hold for most photos and paintings. What it
-assumes:
+It guesses *relative* depth (order, not metres) from monocular cues that hold for most photos and
+paintings. What it assumes:
 
-- **Upright picture, ground at the bottom** (ground-plane prior): lower in the frame is nearer. This
-  is the strongest cue for landscapes and street scenes; it is wrong for views straight down or up.
-- **The subject is in focus and detailed** (defocus/detail cue): regions with high local gradient
-  energy (at two scales, smoothed) are nearer; smooth, low-contrast regions (sky, walls, blurred
-  backgrounds) are farther.
-- **Aerial perspective**: far things look desaturated, bluish, bright and low in contrast; saturated,
-  warm colours are nearer. Grayscale images simply get no information from this cue.
+- **Upright picture, ground at the bottom** (ground-plane prior): lower in the frame is nearer. The
+  strongest cue for landscapes and street scenes; wrong for views straight down or up.
+- **The subject is in focus and detailed** (defocus/detail cue): regions dense in local gradient
+  energy (two scales) are nearer; smooth, low-contrast regions (sky, walls, blurred backgrounds) are
+  farther. An isolated contour is not "detail": the energy is eroded so only textured *regions*
+  count, and a boundary does not make both of its sides look near.
+- **Aerial perspective**: far things look desaturated, bluish and bright (haze); saturated, warm,
+  darker colours are nearer. Grayscale images get no information from this cue.
 - **Subjects tend to be central** (mild centre prior).
+- **Depth changes at image edges** and is smooth inside regions of similar colour.
 
-Each cue is computed at a reduced resolution (longest side `work_size`), rank-normalized (so cues of
-different units combine fairly and constant cues contribute nothing), and combined as a weighted
-sum. A colour guided filter (He et al., 2010) guided by the image then makes the map follow object
-boundaries; its linear coefficients are upsampled and applied to the full-resolution image ("fast
-guided filter"), so edges stay sharp at any input size. Finally the map is spread over the full
-[0, 1] range by a blend of histogram equalization (rank) and a percentile stretch.
+Pipeline (at a reduced resolution, longest side `work_size`, then upsampled): the per-pixel cue
+measurements are pooled *within* image regions by an edge-aware domain-transform filter (Gastal &
+Oliveira, 2011), so a textured subject does not bleed into a flat background; each cue is
+rank-normalized with a tolerance (`soft_rank`: differences far below the tolerance, such as noise in
+a flat sky, do not get stretched into depth; a constant cue maps to 0.5 and contributes nothing);
+the cues are combined as a weighted sum; the map is smoothed edge-aware again (domain transform)
+and snapped to object boundaries by a colour guided filter (He et al., 2010), both guided by the
+slightly blurred image so fine texture is not copied into the depth; finally it is spread over
+[0, 1] by a blend of (tolerant) histogram equalization and a percentile stretch.
 
-It does not understand objects: a textured background in front of a smooth subject, a blue car,
-or a sharp background with a blurred foreground fool it. Use a depth file or a learned estimator
-where this matters.
+It does not understand objects: a textured background behind a smooth subject, a blue car, a
+bright face or a sharp background with a blurred foreground fool it. Use a depth file or a learned
+estimator where this matters.
 """
 
 from __future__ import annotations
@@ -36,11 +41,12 @@ from paintproc_jax.depth.base import normalize_depth, register_estimator
 from paintproc_jax.errors import PaintprocError
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_BINS = 2048  # histogram resolution of the fast rank normalization
+_BINS = 1024  # histogram resolution of the tolerant rank normalization
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
-    """Coerce an image to `[H, W, 3]` float32 in [0, 1] (accepts uint8, gray `[H, W]`/`[H, W, 1]`, RGBA)."""
+    """Coerce an image to `[H, W, 3]` float32 in [0, 1] (accepts uint8/uint16, gray `[H, W]` or
+    `[H, W, 1]`, RGBA; NaN -> 0)."""
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[..., None]
@@ -59,20 +65,15 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def rank_normalize(x: np.ndarray, bins: int | None = None) -> np.ndarray:
-    """Map values to their mid-rank in [0, 1] (ties share the average rank; constant -> 0.5).
+# -- rank normalization ---------------------------------------------------------------------------
 
-    `bins=None` is exact (a sort); `bins=B` reads the mid-rank off a B-bin histogram (linear
-    between bin centres): O(n), several times faster, and equal values still get equal ranks.
-    """
+
+def rank_normalize(x: np.ndarray) -> np.ndarray:
+    """Exact mid-rank of each value, scaled to [0, 1] (ties share the average rank; constant -> 0.5)."""
     flat = np.asarray(x, dtype=np.float32).ravel()
     n = flat.size
-    lo, hi = (float(flat.min()), float(flat.max())) if n else (0.0, 0.0)
-    if n < 2 or lo == hi:
+    if n < 2 or flat.min() == flat.max():
         return np.full(np.shape(x), 0.5, dtype=np.float32)
-    if bins is not None:
-        curve = _HistCurve(flat, lo, hi, bins)
-        return curve(flat, curve.mid).reshape(np.shape(x))
     order = np.argsort(flat)  # ties are averaged below, so stability does not matter
     srt = flat[order]
     new = np.empty(n, dtype=bool)
@@ -81,47 +82,68 @@ def rank_normalize(x: np.ndarray, bins: int | None = None) -> np.ndarray:
     group = np.cumsum(new) - 1  # [n] group id of each sorted value
     starts = np.flatnonzero(new)  # [G]
     ends = np.append(starts[1:], n)  # [G]
-    mid = (starts + ends - 1) * (0.5 / (n - 1))  # [G] average rank, scaled to [0, 1]
+    mid = (starts + ends - 1) * (0.5 / (n - 1))  # [G] average rank in [0, 1]
     out = np.empty(n, dtype=np.float32)
     out[order] = mid[group]
     return out.reshape(np.shape(x))
 
 
-class _HistCurve:
-    """Histogram CDF of non-constant values on `bins` equal-width bins over [lo, hi].
+class _SoftCDF:
+    """Empirical CDF of `values` blurred by a Gaussian of width `tol` (value units), on a histogram.
 
-    `mid [B]` is the mid-rank in [0, 1] of the values in each bin (empty bins in between, so it is
-    non-decreasing); `__call__` evaluates any per-bin curve at arbitrary values, linear between bin
-    centres, by direct indexing (no search).
+    Evaluating it is a rank normalization that ignores differences much smaller than `tol`. Built in
+    O(n) on `bins` equal-width bins; evaluated by direct indexing (no search).
     """
 
-    def __init__(self, flat: np.ndarray, lo: float, hi: float, bins: int):
-        self.lo, self.bins, self.scale = lo, bins, bins / (hi - lo)
-        idx = ((flat - lo) * self.scale).astype(np.int64)
+    def __init__(self, values: np.ndarray, tol: float, bins: int = _BINS):
+        flat = np.asarray(values, dtype=np.float32).ravel()
+        tol = max(float(tol), 0.0)
+        lo, hi = float(flat.min()), float(flat.max())
+        pad = 3.0 * tol if tol > 0 else 0.5 * max(hi - lo, 1e-12)
+        self.lo, self.bins = lo - pad, bins
+        self.scale = bins / ((hi + pad) - self.lo)  # bins per value unit
+        idx = ((flat - self.lo) * self.scale).astype(np.int64)
         np.clip(idx, 0, bins - 1, out=idx)
-        cnt = np.bincount(idx, minlength=bins)
-        self.mid = (np.cumsum(cnt) - 0.5 * (cnt + 1)) / (flat.size - 1)  # [B]
-        self.mid[0], self.mid[-1] = 0.0, 1.0  # min and max values get the extreme ranks
+        cnt = np.bincount(idx, minlength=bins).astype(np.float64)  # [B]
+        if tol * self.scale > 0.5:  # tolerance wider than a bin: blur the histogram
+            cnt = ndimage.gaussian_filter1d(cnt, tol * self.scale, mode="constant", truncate=3.0)
+        self.cdf = (np.cumsum(cnt) - 0.5 * cnt) / max(cnt.sum(), 1e-12)  # [B] mid-rank per bin
 
     def centers(self) -> np.ndarray:
         return self.lo + (np.arange(self.bins) + 0.5) / self.scale  # [B]
 
-    def __call__(self, v: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    def __call__(self, v: np.ndarray, curve: np.ndarray | None = None) -> np.ndarray:
+        """Evaluate `curve` (default: the CDF), defined per bin, at values `v` (linear between bins)."""
+        c = self.cdf if curve is None else curve
         t = (np.asarray(v, dtype=np.float32) - np.float32(self.lo)) * np.float32(self.scale) - np.float32(0.5)
         np.clip(t, 0.0, self.bins - 1.0, out=t)
-        i0 = t.astype(np.int64)
-        np.minimum(i0, self.bins - 2, out=i0)
+        i0 = np.minimum(t.astype(np.int64), self.bins - 2)
         frac = t - i0
-        c = curve.astype(np.float32)
-        return c[i0] + frac * (c[i0 + 1] - c[i0])  # float32, same shape as v
+        c0, c1 = c[i0], c[i0 + 1]
+        return (c0 + frac * (c1 - c0)).astype(np.float32)
+
+
+def soft_rank(x: np.ndarray, tol: float) -> np.ndarray:
+    """Rank-normalize to [0, 1] with a tolerance: values closer than ~`tol` get nearly equal ranks.
+
+    Plain ranks stretch any variation, however tiny (noise in a flat sky, a faint halo) over the
+    full range; this is the CDF of the values blurred by `tol`. A constant map gives 0.5.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.size == 0:
+        return x
+    if x.size == 1 or x.min() == x.max():
+        return np.full(x.shape, 0.5, dtype=np.float32)
+    return _SoftCDF(x, tol)(x).reshape(x.shape)
+
+
+# -- filters ----------------------------------------------------------------------------------------
 
 
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     """Approximate Gaussian blur of `[h, w]` by three box passes (cost independent of `sigma`)."""
-    size = max(1, round(float(np.sqrt(4.0 * sigma * sigma + 1.0))))  # 3 boxes: var = 3 (size^2-1)/12
-    if size <= 1:
-        return x
-    for _ in range(3):
+    size = round(float(np.sqrt(4.0 * sigma * sigma + 1.0)))  # 3 boxes: var = 3 (size^2 - 1) / 12
+    for _ in range(3 if size > 1 else 0):
         x = ndimage.uniform_filter(x, size=size, mode="reflect")
     return x
 
@@ -142,14 +164,66 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return ndimage.uniform_filter(x, size=size, mode="reflect")
 
 
+def _rf_scan(J: np.ndarray, V: np.ndarray) -> None:
+    """In place: recursive filter along axis 0 of `J [n, m]`, forward then backward; `V [n-1, m]`
+    is the feedback weight between rows k and k+1."""
+    tmp = np.empty_like(J[0])
+    for k in range(1, J.shape[0]):
+        np.subtract(J[k - 1], J[k], out=tmp)
+        tmp *= V[k - 1]
+        J[k] += tmp
+    for k in range(J.shape[0] - 2, -1, -1):
+        np.subtract(J[k + 1], J[k], out=tmp)
+        tmp *= V[k]
+        J[k] += tmp
+
+
+class DomainTransform:
+    """Edge-aware smoothing by the domain transform's recursive filter (Gastal & Oliveira, 2011).
+
+    Pixels are spaced by `1 + sigma_s / sigma_r * |dI|` (colour difference summed over channels),
+    then smoothed with spatial scale `sigma_s` (pixels) in that warped domain: averages spread
+    freely inside regions and stop at edges whose contrast is well above `sigma_r`. A blurred edge
+    keeps its full distance (the summed difference is the same), fine texture much less.
+    `guide` planar `[3, h, w]` float32.
+    """
+
+    def __init__(self, guide: np.ndarray, sigma_s: float, sigma_r: float):
+        g = np.asarray(guide, dtype=np.float32)
+        self.sigma_s = float(sigma_s)
+        k = np.float32(sigma_s / sigma_r)
+        self.dx = (1.0 + k * np.abs(np.diff(g, axis=2)).sum(0)).T.copy()  # [w-1, h] (scan axis first)
+        self.dy = 1.0 + k * np.abs(np.diff(g, axis=1)).sum(0)  # [h-1, w]
+
+    def __call__(self, src: np.ndarray, iters: int = 2) -> np.ndarray:
+        """Smooth `src [h, w]` or `[C, h, w]` (channels share the guide) -> same shape, float32."""
+        J = np.asarray(src, dtype=np.float32)
+        single = J.ndim == 2
+        J = J[None] if single else J
+        C, h, w = J.shape
+        for i in range(iters):
+            # Per-iteration scale so that the iterations compose to sigma_s (the paper's eq. 14).
+            sigma_i = self.sigma_s * np.sqrt(3.0) * 2.0 ** (iters - i - 1) / np.sqrt(4.0**iters - 1.0)
+            a = np.float32(np.exp(-np.sqrt(2.0) / max(sigma_i, 1e-6)))
+            if w > 1:
+                Jt = np.ascontiguousarray(J.transpose(2, 0, 1)).reshape(w, C * h)
+                _rf_scan(Jt, np.tile(np.power(a, self.dx), C))
+                J = Jt.reshape(w, C, h).transpose(1, 2, 0)
+            if h > 1:
+                Jt = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(h, C * w)
+                _rf_scan(Jt, np.tile(np.power(a, self.dy), C))
+                J = Jt.reshape(h, C, w).transpose(1, 0, 2)
+        J = np.ascontiguousarray(J, dtype=np.float32)
+        return J[0] if single else J
+
+
 class GuidedFilter:
     """Colour guided filter (He et al., 2010) with the guide's statistics precomputed.
 
     Locally the output is a linear function of the guide, `q = a . guide + b`, so it is smooth where
     the image is flat and steps where the image has an edge; `eps` (in guide-variance units) sets
-    how strong an edge must be to be followed. Filtering several sources (or iterating) with one
-    guide reuses the guide's box statistics. `guide [h, w, 3]`, or planar `[3, h, w]` with
-    `planar=True` (faster: no strided channel access).
+    how strong an edge must be to be followed. `guide [h, w, 3]`, or planar `[3, h, w]` with
+    `planar=True`.
     """
 
     def __init__(self, guide: np.ndarray, radius: int, eps: float, *, planar: bool = False):
@@ -159,8 +233,7 @@ class GuidedFilter:
         self.guide, self.radius = I, int(radius)  # [3, h, w]
         self.mean_I = m = _box(I, self.radius)  # [3, h, w]
         iu = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-        prods = np.stack([I[i] * I[j] for i, j in iu])  # [6, h, w]
-        var = _box(prods, self.radius)
+        var = _box(np.stack([I[i] * I[j] for i, j in iu]), self.radius)  # [6, h, w]
         for k, (i, j) in enumerate(iu):
             var[k] -= m[i] * m[j]
         rr, rg, rb, gg, gb, bb = var
@@ -171,25 +244,17 @@ class GuidedFilter:
         det = np.maximum(rr * c00 + rg * c01 + rb * c02, 1e-12)  # > 0: covariance + eps I is SPD
         self.inv = tuple(c / det for c in (c00, c01, c02, c11, c12, c22))  # 6 x [h, w]
 
-    def coeffs(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window-averaged coefficients: planar `a [3, h, w]`, `b [h, w]` for `src [h, w]`."""
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        """Edge-aware smoothing of `src [h, w]` -> `[h, w]` float32."""
         I, r, m = self.guide, self.radius, self.mean_I
         p = np.asarray(src, dtype=np.float32)
         mean_p = _box(p, r)  # [h, w]
-        cr, cg, cb = _box(I * p, r) - m * mean_p  # 3 x [h, w]: cov(I, p)
+        cr, cg, cb = _box(I * p, r) - m * mean_p  # 3 x [h, w]: cov(I, p) per window
         i00, i01, i02, i11, i12, i22 = self.inv
         a = np.stack([i00 * cr + i01 * cg + i02 * cb, i01 * cr + i11 * cg + i12 * cb, i02 * cr + i12 * cg + i22 * cb])
         b = mean_p - a[0] * m[0] - a[1] * m[1] - a[2] * m[2]  # [h, w]
-        return _box(a, r), _box(b, r)
-
-    def apply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """`q = a . guide + b` -> `[h, w]` float32."""
-        I = self.guide
+        a, b = _box(a, r), _box(b, r)  # average the window models covering each pixel
         return (a[0] * I[0] + a[1] * I[1] + a[2] * I[2] + b).astype(np.float32)
-
-    def __call__(self, src: np.ndarray) -> np.ndarray:
-        """Edge-aware smoothing of `src [h, w]` -> `[h, w]` float32."""
-        return self.apply(*self.coeffs(src))
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -197,15 +262,20 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return GuidedFilter(guide, radius, eps)(src)
 
 
+# -- the estimator ----------------------------------------------------------------------------------
+
+
 class BuiltinDepth:
     """Weight-free monocular depth from ground-plane, detail, aerial-perspective and centre cues.
 
-    Cue weights are relative (normalized to sum to 1). Lengths are fractions of the longest side of
-    the internal image (`work_size` pixels): `detail_sigma` / `color_sigma` pool the detail and
-    colour cues, `guide_radius` is the guided filter's window radius; `guide_eps` (guide variance)
-    sets which image edges the map may step at, `guide_iters` how often the filter is applied, and
-    `guide_blur` (work pixels) pre-blurs the guide so fine texture is not copied into the depth.
-    `equalize` blends rank equalization (1) with a 2-98 % percentile stretch (0) for the output.
+    Cue weights are relative (normalized to sum to 1). Spatial scales are fractions of the longest
+    side of the internal image (`work_size` pixels): `pool_sigma` pools the cue measurements within
+    regions, `smooth_sigma` smooths the combined map, `guide_radius` is the guided filter's window
+    (0 disables it). `edge_contrast` is the colour difference (summed over RGB) treated as a region
+    boundary; `guide_eps` the guide variance the guided filter follows; `guide_blur` (work pixels)
+    pre-blurs the guide so fine texture is not copied into the depth. `detail_tol` (log-energy
+    units) and `color_tol` are the cue tolerances of `soft_rank`. `equalize` blends histogram
+    equalization (1) with a 2-98 % percentile stretch (0) for the output.
     """
 
     name = "builtin"
@@ -219,12 +289,14 @@ class BuiltinDepth:
         w_aerial: float = 0.25,
         w_center: float = 0.10,
         work_size: int = 256,
-        detail_sigma: float = 0.02,
-        color_sigma: float = 0.02,
-        guide_radius: float = 0.25,
-        guide_eps: float = 0.05,
-        guide_iters: int = 2,
-        guide_blur: float = 1.0,
+        pool_sigma: float = 0.05,
+        smooth_sigma: float = 0.15,
+        edge_contrast: float = 0.3,
+        guide_radius: float = 0.02,
+        guide_eps: float = 1e-3,
+        guide_blur: float = 1.5,
+        detail_tol: float = 0.5,
+        color_tol: float = 0.05,
         equalize: float = 0.5,
     ):
         weights = np.array([w_ground, w_detail, w_aerial, w_center], dtype=np.float64)
@@ -234,24 +306,29 @@ class BuiltinDepth:
             raise PaintprocError(f"builtin depth: work_size must be >= 8, got {work_size}")
         if not 0.0 <= equalize <= 1.0:
             raise PaintprocError(f"builtin depth: equalize must be in [0, 1], got {equalize}")
-        lengths = dict(detail_sigma=detail_sigma, color_sigma=color_sigma, guide_radius=guide_radius, guide_eps=guide_eps)
-        for k, v in lengths.items():
+        positive = dict(
+            pool_sigma=pool_sigma, smooth_sigma=smooth_sigma, edge_contrast=edge_contrast, guide_eps=guide_eps
+        )
+        nonneg = dict(guide_radius=guide_radius, guide_blur=guide_blur, detail_tol=detail_tol, color_tol=color_tol)
+        for k, v in positive.items():
             if not (np.isfinite(v) and v > 0):
                 raise PaintprocError(f"builtin depth: {k} must be > 0, got {v}")
-        if int(guide_iters) < 0 or not guide_blur >= 0:
-            raise PaintprocError("builtin depth: guide_iters and guide_blur must be >= 0")
+        for k, v in nonneg.items():
+            if not (np.isfinite(v) and v >= 0):
+                raise PaintprocError(f"builtin depth: {k} must be >= 0, got {v}")
         self.weights = weights / weights.sum()
         self.work_size = int(work_size)
-        self.detail_sigma, self.color_sigma = float(detail_sigma), float(color_sigma)
-        self.guide_radius, self.guide_eps = float(guide_radius), float(guide_eps)
-        self.guide_iters, self.guide_blur = int(guide_iters), float(guide_blur)
+        self.pool_sigma, self.smooth_sigma = float(pool_sigma), float(smooth_sigma)
+        self.edge_contrast = float(edge_contrast)
+        self.guide_radius, self.guide_eps, self.guide_blur = float(guide_radius), float(guide_eps), float(guide_blur)
+        self.detail_tol, self.color_tol = float(detail_tol), float(color_tol)
         self.equalize = float(equalize)
 
     def __repr__(self) -> str:
         w = ", ".join(f"w_{k}={v:.3g}" for k, v in zip(self.CUES, self.weights))
         return f"BuiltinDepth({w}, work_size={self.work_size})"
 
-    # -- cues, each `[h, w]` float32 in [0, 1] where larger = nearer ------------------------------
+    # -- cues: each `[h, w]` float32 in [0, 1], larger = nearer ------------------------------------
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -259,9 +336,9 @@ class BuiltinDepth:
         """Rank-normalized ground (lower = nearer) and centre (central = nearer) priors, cached."""
         n = h * w
         row = np.arange(h, dtype=np.float64)
-        # mid-rank of row i when every pixel of a row ties: (i w + (w - 1) / 2) / (n - 1)
-        ground = ((row * w + (w - 1) / 2) / max(1, n - 1)) if n > 1 else np.full(h, 0.5)
-        ground = np.broadcast_to(ground.astype(np.float32)[:, None], (h, w))
+        # Every pixel of a row ties: the mid-rank of row i is (i w + (w - 1) / 2) / (n - 1).
+        ground = (row * w + (w - 1) / 2) / (n - 1) if n > 1 else np.full(h, 0.5)
+        ground = np.ascontiguousarray(np.broadcast_to(ground.astype(np.float32)[:, None], (h, w)))
         y = ((np.arange(h, dtype=np.float32) + 0.5) / h - 0.5) * 2.0
         x = ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5) * 2.0
         center = rank_normalize(-(y[:, None] ** 2 + x[None, :] ** 2))  # elliptical: follows the aspect
@@ -269,35 +346,43 @@ class BuiltinDepth:
         center.flags.writeable = False
         return ground, center
 
-    @staticmethod
-    def _detail_cue(lum: np.ndarray, sigma_s: float) -> np.ndarray:
-        """Local gradient energy at two scales, smoothed; log so the two scales add as a product."""
-        out = np.zeros_like(lum)
-        for s in (1.0, 2.5):
-            g = ndimage.gaussian_gradient_magnitude(lum, sigma=s, mode="reflect", truncate=3.0)
-            out += np.log(_smooth(g * g, sigma_s) + 1e-6)
-        return rank_normalize(out, bins=_BINS)
-
-    @staticmethod
-    def _aerial_cue(P: np.ndarray, lum: np.ndarray, detail: np.ndarray, sigma_s: float) -> np.ndarray:
-        """Saturated, warm, contrasty = near; grey, bluish, bright and flat (hazy) = far. `P [3, h, w]`."""
-        chroma = np.maximum(np.maximum(P[0], P[1]), P[2]) - np.minimum(np.minimum(P[0], P[1]), P[2])
-        warm = P[0] - P[2]  # red minus blue
-        haze = lum * (1.0 - detail)  # bright and low contrast
-        r = [rank_normalize(_smooth(c, sigma_s), bins=_BINS) for c in (chroma, warm, haze)]
-        return rank_normalize(0.45 * r[0] + 0.30 * r[1] + 0.25 * (1.0 - r[2]), bins=_BINS)
-
-    def cues(self, small: np.ndarray, *, planar: bool = False) -> dict[str, np.ndarray]:
-        """Rank-normalized cue maps `{name: [h, w]}` in [0, 1] (larger = nearer) for an image at work
-        size, `[h, w, 3]` (or `[3, h, w]` with `planar=True`)."""
-        P = np.asarray(small, dtype=np.float32) if planar else np.ascontiguousarray(as_rgb(small).transpose(2, 0, 1))
+    def _measurements(self, P: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """Per-pixel cue measurements pooled within regions -> `[5, h, w]`: detail energy at two
+        scales, chroma, warmth (red - blue), luminance. `P`, `guide` planar `[3, h, w]`."""
         h, w = P.shape[1:]
         lum = _LUMA[0] * P[0] + _LUMA[1] * P[1] + _LUMA[2] * P[2]  # [h, w]
-        side = max(h, w)
-        detail = self._detail_cue(lum, sigma_s=max(1.0, self.detail_sigma * side))
-        aerial = self._aerial_cue(P, lum, detail, sigma_s=max(0.5, self.color_sigma * side))
+        maps = []
+        for s in (1.0, 2.5):  # derivative-of-Gaussian scales, in work pixels
+            g = ndimage.gaussian_gradient_magnitude(lum, sigma=s, mode="reflect", truncate=3.0)
+            e = _smooth(g * g, 1.5 * s)  # local energy
+            # Erode by more than an edge's width: a lone contour vanishes, textured regions stay.
+            e = ndimage.minimum_filter(e, size=2 * int(np.ceil(3.0 * s)) + 1, mode="reflect")
+            maps.append(e)
+        chroma = np.maximum(np.maximum(P[0], P[1]), P[2]) - np.minimum(np.minimum(P[0], P[1]), P[2])
+        maps += [chroma, P[0] - P[2], lum]
+        pool = DomainTransform(guide, max(1.0, self.pool_sigma * max(h, w)), self.edge_contrast)
+        return pool(np.stack(maps), iters=2)
+
+    def cues(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Cue maps `{name: [h, w]}` in [0, 1] (larger = nearer) for an image `[h, w, 3]`, computed
+        at the image's own resolution (pass a work-size image)."""
+        P = np.ascontiguousarray(as_rgb(image).transpose(2, 0, 1))
+        return self._cues(P, self._guide(P))
+
+    def _guide(self, P: np.ndarray) -> np.ndarray:
+        if self.guide_blur > 0 and min(P.shape[1:]) > 2:
+            return ndimage.gaussian_filter(P, sigma=(0, self.guide_blur, self.guide_blur), mode="reflect")
+        return P
+
+    def _cues(self, P: np.ndarray, guide: np.ndarray) -> dict[str, np.ndarray]:
+        h, w = P.shape[1:]
+        e1, e2, chroma, warm, lum = self._measurements(P, guide)
+        floor = np.float32(5e-4)  # energy of an essentially flat region (noise, JPEG artefacts)
+        detail = soft_rank(np.log(e1 + floor) + np.log(e2 + floor), self.detail_tol)
+        ct = self.color_tol
+        aerial = 0.45 * soft_rank(chroma, ct) + 0.30 * soft_rank(warm, ct) + 0.25 * (1.0 - soft_rank(lum, ct))
         ground, center = self._geometric_cues(h, w)
-        return {"ground": ground, "detail": detail, "aerial": aerial, "center": center}
+        return {"ground": ground, "detail": detail, "aerial": aerial.astype(np.float32), "center": center}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """`image [H, W, 3]` in [0, 1] -> depth `[H, W]` float32 in [0, 1], 1 = nearest."""
@@ -310,35 +395,32 @@ class BuiltinDepth:
             P = np.stack(planes)  # [3, h, w]
         else:
             P = np.clip(_resize_planes(planes, (h, w), Image.Resampling.BOX), 0.0, 1.0)
+        side = max(h, w)
 
-        c = self.cues(P, planar=True)
-        q_small = sum(float(wt) * c[k] for wt, k in zip(self.weights, self.CUES)).astype(np.float32)  # [h, w]
-        if self.guide_iters > 0:
-            guide = P
-            if self.guide_blur > 0 and min(h, w) > 2:
-                guide = ndimage.gaussian_filter(P, sigma=(0, self.guide_blur, self.guide_blur), mode="reflect")
-            gf = GuidedFilter(guide, max(1, round(self.guide_radius * max(h, w))), self.guide_eps, planar=True)
-            for _ in range(self.guide_iters):  # iterating lets the map snap to edges farther than one radius
-                q_small = gf(q_small)  # [h, w]
-        # Upsample the result, not the coefficients: applying `a` to the sharp full-res image
-        # would copy fine texture (eyes, fur) into the depth.
-        q = q_small if (h, w) == (H, W) else _resize_planes([q_small], (H, W), Image.Resampling.BILINEAR)[0]
-        return self._spread(q_small, q)
+        guide = self._guide(P)
+        c = self._cues(P, guide)
+        q = sum(float(wt) * c[k] for wt, k in zip(self.weights, self.CUES)).astype(np.float32)  # [h, w]
+        q = DomainTransform(guide, max(1.0, self.smooth_sigma * side), self.edge_contrast)(q, iters=2)
+        if self.guide_radius > 0:
+            q = GuidedFilter(guide, max(1, round(self.guide_radius * side)), self.guide_eps, planar=True)(q)
+        # Upsample the result, not guided-filter coefficients: applying those to the sharp full-res
+        # image would copy fine texture (eyes, fur) into the depth.
+        q_full = q if (h, w) == (H, W) else _resize_planes([q], (H, W), Image.Resampling.BILINEAR)[0]
+        return self._spread(q, q_full)
 
     def _spread(self, ref: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Map `q` to [0, 1] by a monotone curve fitted on the work-size map `ref`: `equalize` x rank
-        (histogram equalization) + (1 - `equalize`) x a 2-98 % percentile stretch."""
-        flat = ref.ravel().astype(np.float32)
-        lo, hi = float(flat.min()), float(flat.max())
-        if flat.size < 2 or hi - lo <= 1e-7:
+        """Map `q` to [0, 1] by a monotone curve fitted on the work-size map `ref`: `equalize` x the
+        tolerant CDF (histogram equalization) + (1 - `equalize`) x a 2-98 % percentile stretch."""
+        lo, hi = float(ref.min()), float(ref.max())
+        if ref.size < 2 or hi - lo <= 1e-6:
             return np.full(q.shape, 0.5, dtype=np.float32)
-        hc = _HistCurve(flat, lo, hi, _BINS)
-        x = hc.centers()  # [B]
-        p_lo, p_hi = np.interp([0.02, 0.98], hc.mid, x)
+        cdf = _SoftCDF(ref, tol=0.01 * (hi - lo))
+        x = cdf.centers()  # [B]
+        p_lo, p_hi = np.interp([0.02, 0.98], cdf.cdf, x)
         if not p_hi > p_lo:
             p_lo, p_hi = lo, hi
         stretch = np.clip((x - p_lo) / (p_hi - p_lo), 0.0, 1.0)
-        return normalize_depth(hc(q, self.equalize * hc.mid + (1.0 - self.equalize) * stretch))
+        return normalize_depth(cdf(q, self.equalize * cdf.cdf + (1.0 - self.equalize) * stretch))
 
 
 register_estimator("builtin", BuiltinDepth)

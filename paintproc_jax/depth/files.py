@@ -68,8 +68,9 @@ def load_depth_file(path: str | os.PathLike, hw: tuple[int, int], *, far_is_high
     """Read a depth map for an image of size `hw` -> `[H, W]` float32 in [0, 1], 1 = nearest.
 
     Accepts `.npy` (`[h, w]` or `[h, w, 1]`) and Pillow images (8/16-bit PNG, float TIFF; RGB is
-    averaged). Every problem (missing, unreadable, not 2-D, NaN/inf, constant, aspect ratio unlike
-    the image's) is a one-line PaintprocError naming the file.
+    averaged). Any resolution with the image's aspect ratio (within 2 %, or within a pixel for tiny
+    images) is resized to `hw`. Every problem (missing, unreadable, not 2-D, NaN/inf, constant,
+    aspect ratio unlike the image's) is a one-line PaintprocError naming the file.
     """
     path = Path(path)
     H, W = int(hw[0]), int(hw[1])
@@ -93,7 +94,10 @@ def load_depth_file(path: str | os.PathLike, hw: tuple[int, int], *, far_is_high
     h, w = d.shape
     if (h, w) != (H, W):
         rel = abs((w / h) / (W / H) - 1.0)
-        if rel > ASPECT_TOLERANCE:
+        # Tiny images have coarse aspect ratios: also accept a map that, scaled to the image's
+        # height (or width), lands within a pixel of its width (or height).
+        within_a_pixel = abs(w * H / h - W) <= 1.0 or abs(h * W / w - H) <= 1.0
+        if rel > ASPECT_TOLERANCE and not within_a_pixel:
             raise PaintprocError(
                 f"depth file {path}: wrong shape {h}x{w} (aspect {w / h:.4g}) for an image of {H}x{W} "
                 f"(aspect {W / H:.4g}); the aspect ratios must match within {ASPECT_TOLERANCE:.0%}"
