@@ -23,7 +23,6 @@ import numpy as np
 
 
 def _photo(name: str, size: int) -> np.ndarray:
-    from PIL import Image
     from skimage import data
 
     from paintproc_jax.io import resize_image

@@ -16,6 +16,7 @@ medium's own edge) makes strokes smooth for fitting; `softness=0` is the hard fi
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -266,6 +267,12 @@ def _stamp(canvas, alpha, color, o, under=None):
     return jax.lax.dynamic_update_slice(canvas, under * (1 - a) + color * a, (o[0], o[1], 0))
 
 
+def _stamp_indexed(windows, i, canvas):
+    """Stamps window `i` of a run's (alpha, colour, origins) onto `canvas`."""
+    alpha, color, origins = windows
+    return _stamp(canvas, alpha[i], color[i], origins[i])
+
+
 @jax.custom_vjp
 def composite(canvas, alpha, color, origins):
     """Composites windows in order: canvas [Hp,Wp,3], alpha [n,w,w], colour [n,w,w,3], origins [n,2]."""
@@ -361,10 +368,11 @@ def render_frames(
         canvas, frames = carry
         lo = jnp.where(t > 0, ends[jnp.maximum(t - 1, 0)], 0)
         hi = ends[t]
-        for s, count, (alpha, color, origins) in runs:
-            a = jnp.clip(lo - s, 0, count)
-            b = jnp.clip(hi - s, 0, count)
-            canvas = jax.lax.fori_loop(a, b, lambda i, c: _stamp(c, alpha[i], color[i], origins[i]), canvas)
+        for s, count, windows in runs:
+            first = jnp.clip(lo - s, 0, count)  # this frame's strokes that fall in this run
+            last = jnp.clip(hi - s, 0, count)
+            stamp_one = functools.partial(_stamp_indexed, windows)
+            canvas = jax.lax.fori_loop(first, last, stamp_one, canvas)
         frames = jax.lax.dynamic_update_index_in_dim(frames, canvas[pad : pad + hw[0], pad : pad + hw[1]], t, 0)
         return canvas, frames
 
