@@ -3,3 +3,9 @@
 
 class PaintprocError(Exception):
     """A problem with the user's input (file, flag, config) that the CLI reports in one line."""
+
+
+def one_line(error: object) -> str:
+    """An exception's message folded onto one line (its type name when the message is empty)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

@@ -39,6 +39,7 @@ from scipy import ndimage
 
 from paintproc_jax.depth.base import normalize_depth, register_estimator
 from paintproc_jax.errors import PaintprocError
+from paintproc_jax.io.images import resize_image
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _BINS = 1024  # histogram resolution of the tolerant rank normalization
@@ -146,16 +147,6 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     for _ in range(3 if size > 1 else 0):
         x = ndimage.uniform_filter(x, size=size, mode="reflect")
     return x
-
-
-def _resize_planes(planes, hw: tuple[int, int], resample) -> np.ndarray:
-    """Resize each `[h, w]` float plane to `[H, W]` with Pillow's float ('F') mode -> `[C, H, W]`."""
-    H, W = hw
-    out = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(p, dtype=np.float32), mode="F").resize((W, H), resample))
-        for p in planes
-    ]
-    return np.stack(out, axis=0)
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -390,11 +381,10 @@ class BuiltinDepth:
         H, W = img.shape[:2]
         scale = min(1.0, self.work_size / max(H, W))
         h, w = max(1, round(H * scale)), max(1, round(W * scale))
-        planes = [img[..., k] for k in range(3)]
         if (h, w) == (H, W):
-            P = np.stack(planes)  # [3, h, w]
+            P = np.ascontiguousarray(np.moveaxis(img, -1, 0))  # [3, h, w]
         else:
-            P = np.clip(_resize_planes(planes, (h, w), Image.Resampling.BOX), 0.0, 1.0)
+            P = np.ascontiguousarray(np.moveaxis(np.clip(resize_image(img, (h, w), Image.Resampling.BOX), 0.0, 1.0), -1, 0))
         side = max(h, w)
 
         guide = self._guide(P)
@@ -405,7 +395,7 @@ class BuiltinDepth:
             q = GuidedFilter(guide, max(1, round(self.guide_radius * side)), self.guide_eps, planar=True)(q)
         # Upsample the result, not guided-filter coefficients: applying those to the sharp full-res
         # image would copy fine texture (eyes, fur) into the depth.
-        q_full = q if (h, w) == (H, W) else _resize_planes([q], (H, W), Image.Resampling.BILINEAR)[0]
+        q_full = q if (h, w) == (H, W) else resize_image(q, (H, W), Image.Resampling.BILINEAR)
         return self._spread(q, q_full)
 
     def _spread(self, ref: np.ndarray, q: np.ndarray) -> np.ndarray:

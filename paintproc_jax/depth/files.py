@@ -15,22 +15,19 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from paintproc_jax.depth.base import normalize_depth, validate_depth
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
+from paintproc_jax.io.images import resize_image
 
 ASPECT_TOLERANCE = 0.02  # relative difference of width/height ratios accepted before resizing
 # Looked up next to `<dir>/<stem>.<ext>`, in this order.
 SIDECAR_SUFFIXES = (".depth.npy", ".depth.png", "_depth.npy", "_depth.png")
 
 
-def _one_line(x: object) -> str:
-    return " ".join(str(x).split())
-
-
 def _read_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:  # ValueError (bad header, pickled objects), OSError, EOFError ...
-        raise PaintprocError(f"cannot read depth file {path}: not a valid .npy file ({_one_line(e)})") from e
+        raise PaintprocError(f"cannot read depth file {path}: not a valid .npy file ({one_line(e)})") from e
     if not isinstance(arr, np.ndarray):  # .npz archives load as NpzFile
         raise PaintprocError(f"cannot read depth file {path}: expected a single array in a .npy file")
     return arr
@@ -53,15 +50,8 @@ def _read_image(path: Path) -> np.ndarray:
             else:  # P, CMYK, YCbCr, LAB, HSV ...: go through RGB
                 arr = np.array(im.convert("RGB")).astype(np.float64).mean(axis=-1)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise PaintprocError(f"cannot read depth file {path}: not a readable image ({_one_line(e)})") from e
+        raise PaintprocError(f"cannot read depth file {path}: not a readable image ({one_line(e)})") from e
     return arr
-
-
-def _resize(d: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float map (antialiased when shrinking); `[h, w]` -> `[H, W]` float32."""
-    H, W = hw
-    im = Image.fromarray(np.ascontiguousarray(d, dtype=np.float32), mode="F")
-    return np.asarray(im.resize((W, H), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def load_depth_file(path: str | os.PathLike, hw: tuple[int, int], *, far_is_high: bool = False) -> np.ndarray:
@@ -106,7 +96,7 @@ def load_depth_file(path: str | os.PathLike, hw: tuple[int, int], *, far_is_high
     d = (d - lo) / (hi - lo)  # [h, w] in [0, 1]; normalize before float32 to keep 16/32-bit precision
     if (h, w) != (H, W):
         # Re-stretch (resampling shrinks the range a little); a map shrunk to ~1 pixel becomes 0.5.
-        d = normalize_depth(_resize(d, (H, W))).astype(np.float64)
+        d = normalize_depth(resize_image(d, (H, W), Image.Resampling.BILINEAR)).astype(np.float64)
     if far_is_high:
         d = 1.0 - d
     return np.clip(d, 0.0, 1.0).astype(np.float32)

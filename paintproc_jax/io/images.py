@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageOps
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.io.atomic import atomic_path
 from paintproc_jax.program import canvas_hw_for, pixel_size
 
@@ -22,11 +22,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", 
 # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we refuse above it ourselves.
 MAX_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def _check_file(path: pathlib.Path, what: str = "image") -> None:
@@ -62,11 +57,11 @@ def _to_rgb_float(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), np.float32) / 255.0  # 1, L, P, CMYK, YCbCr, RGB
 
 
-def resize_image(img: np.ndarray, hw) -> np.ndarray:
-    """Lanczos resize of [H, W, C] (or [H, W]) float to [h, w, C] in float, one channel at a time.
+def resize_image(img: np.ndarray, hw, resample=Image.Resampling.LANCZOS) -> np.ndarray:
+    """Resize of [H, W, C] (or [H, W]) float to [h, w, C] in float, one channel at a time.
 
-    Working on Pillow 'F' images keeps full precision (16-bit sources survive). Lanczos can
-    overshoot slightly; callers that need [0, 1] clip.
+    Working on Pillow 'F' images keeps full precision (16-bit sources survive). Lanczos (the
+    default) can overshoot slightly; callers that need [0, 1] clip.
     """
     img = np.asarray(img, np.float32)
     h, w = int(hw[0]), int(hw[1])
@@ -75,7 +70,7 @@ def resize_image(img: np.ndarray, hw) -> np.ndarray:
     channels = img[..., None] if img.ndim == 2 else img  # [H, W, C]
     out = np.stack(
         [
-            np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c])).resize((w, h), Image.Resampling.LANCZOS))
+            np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c])).resize((w, h), resample))
             for c in range(channels.shape[-1])
         ],
         axis=-1,
@@ -110,7 +105,7 @@ def load_image(path, size: int | None = None) -> np.ndarray:
         raise
     except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError) as e:
         # UnidentifiedImageError is an OSError; truncated data raises OSError on load().
-        raise PaintprocError(f"cannot read image {path}: {_one_line(e)}") from None
+        raise PaintprocError(f"cannot read image {path}: {one_line(e)}") from None
     if size is not None:
         rgb = np.clip(resize_image(rgb, output_size(*rgb.shape[:2], int(size))), 0.0, 1.0)
     return np.ascontiguousarray(rgb, np.float32)

@@ -385,22 +385,22 @@ render_jit = jax.jit(render, static_argnames=("hw", "layout", "medium"))
 render_frames_jit = jax.jit(render_frames, static_argnames=("hw", "layout", "medium"))
 
 
-def render_program(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
-    """Host convenience: final composite at long side `size` px as a NumPy [H, W, 3] in [0, 1]."""
+def _on_host(renderer, program: StrokeProgram, size: int, softness: float) -> np.ndarray:
+    """Runs a jitted renderer at long side `size` px with the program's own layout and medium."""
     hw = pixel_size(program.canvas_hw, size)
     layout = make_layout(program, size, softness=softness)
-    out = render_jit(jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium))
+    out = renderer(jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium))
     return np.clip(np.asarray(out), 0.0, 1.0)
+
+
+def render_program(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
+    """Host convenience: final composite at long side `size` px as a NumPy [H, W, 3] in [0, 1]."""
+    return _on_host(render_jit, program, size, softness)
 
 
 def render_program_frames(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
     """Host convenience: stroke frames at long side `size` px, NumPy [T, H, W, 3] in [0, 1]."""
-    hw = pixel_size(program.canvas_hw, size)
-    layout = make_layout(program, size, softness=softness)
-    out = render_frames_jit(
-        jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium)
-    )
-    return np.clip(np.asarray(out), 0.0, 1.0)
+    return _on_host(render_frames_jit, program, size, softness)
 
 
 def reference_render(program: StrokeProgram, hw: tuple[int, int], softness=0.0) -> jax.Array:
