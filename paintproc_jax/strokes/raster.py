@@ -16,7 +16,6 @@ medium's own edge) makes strokes smooth for fitting; `softness=0` is the hard fi
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Sequence
 
@@ -136,9 +135,15 @@ def batch_layout(programs: Sequence[StrokeProgram], size: int, **kwargs) -> Layo
     return _merge_runs(runs, max_runs=kwargs.get("max_runs", 12), run_cost_px=kwargs.get("run_cost_px", 65536))
 
 
-def pad_for(layout: Layout) -> int:
-    """Canvas padding so that every window fits inside the padded canvas."""
-    return max((w for w, _ in layout), default=0)
+def pad_for(layout: Layout, hw: tuple[int, int]) -> int:
+    """Canvas padding (per side) so that the largest window fits inside the padded canvas.
+
+    No more is needed: a window clamped into the padded canvas still holds the on-canvas part
+    of its stroke (a stroke's support is a disc of radius <= w/2 around its centre), so only
+    windows wider than the canvas need padding.
+    """
+    w_max = max((w for w, _ in layout), default=0)
+    return max(0, -(-(w_max - min(hw)) // 2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,12 +272,6 @@ def _stamp(canvas, alpha, color, o, under=None):
     return jax.lax.dynamic_update_slice(canvas, under * (1 - a) + color * a, (o[0], o[1], 0))
 
 
-def _stamp_indexed(windows, i, canvas):
-    """Stamps window `i` of a run's (alpha, colour, origins) onto `canvas`."""
-    alpha, color, origins = windows
-    return _stamp(canvas, alpha[i], color[i], origins[i])
-
-
 @jax.custom_vjp
 def composite(canvas, alpha, color, origins):
     """Composites windows in order: canvas [Hp,Wp,3], alpha [n,w,w], colour [n,w,w,3], origins [n,2]."""
@@ -318,7 +317,7 @@ composite.defvjp(_composite_fwd, _composite_bwd)
 
 def _geometry(hw, layout):
     scale = float(max(hw))
-    pad = pad_for(layout)
+    pad = pad_for(layout, hw)
     return scale, pad, (hw[0] + 2 * pad, hw[1] + 2 * pad)
 
 
@@ -346,39 +345,58 @@ def render(program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness
     return canvas[pad : pad + hw[0], pad : pad + hw[1]]
 
 
+def _composite_frames(carry, alpha, color, origins, frame_of):
+    """Composites one run of windows in order, also writing each stamped window into the buffer
+    of the frame the stroke first shows in. carry = (canvas [Hp,Wp,3], written [T,Hp,Wp,3])."""
+    w = alpha.shape[1]
+
+    def body(c, x):
+        canvas, written = c
+        a, col, o, f = x
+        under = _gather_window(canvas, o, w)  # a gather, not a slice: no copy of the carry
+        new = under * (1 - a[..., None]) + col * a[..., None]
+        canvas = jax.lax.dynamic_update_slice(canvas, new, (o[0], o[1], 0))
+        written = jax.lax.dynamic_update_slice(written, new[None], (f, o[0], o[1], 0))
+        return (canvas, written), None
+
+    return jax.lax.scan(body, carry, (alpha, color, origins, frame_of))[0]
+
+
 def render_frames(
     program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness=0.0, medium: int | None = None
 ) -> jax.Array:
     """All stroke frames in one pass: frame t shows the first `frame_ends[t]` strokes. [T, H, W, 3]
 
-    Frames are prefixes of one composite: each stroke is stamped once, and the canvas is
-    copied out at each frame boundary.
+    Frames are prefixes of one composite; each stroke is stamped once. Loop bounds are static
+    (no per-frame loops), so the function batches under `vmap` as well as `lax.map`: every
+    stamped window is also written into a buffer for the frame the stroke first shows in;
+    afterwards frame t is that buffer where written, else frame t-1. A pixel's last write in
+    frame t's buffer is its value at the end of frame t, since no later stroke writes there.
     """
     _check_layout(program, layout)
     scale, pad, phw = _geometry(hw, layout)
-    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
-    runs, start = [], 0
-    for w, count in layout:
-        runs.append((start, count, _run_windows(program, start, count, w, scale, pad, phw, softness, medium)))
-        start += count
+    n = program.params.shape[0]
     ends = program.frame_ends
     num_frames = ends.shape[0]
+    stroke = jnp.arange(n)
+    frame_of = jnp.searchsorted(ends, stroke, side="right").astype(jnp.int32)  # [N], T = never shown
+    shown = program.valid & (frame_of < num_frames)
+    blank = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
+    carry = (blank, jnp.full((num_frames, *phw, 3), -1.0, jnp.float32))  # -1: not written
+    start = 0
+    for w, count in layout:
+        alpha, color, origins = _run_windows(program._replace(valid=shown), start, count, w, scale, pad, phw, softness, medium)
+        alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
+        f = jnp.minimum(frame_of[start : start + count], num_frames - 1)
+        carry = _composite_frames(carry, alpha, color, origins, f)
+        start += count
+    written = carry[1][:, pad : pad + hw[0], pad : pad + hw[1]]
 
-    def frame(t, carry):
-        canvas, frames = carry
-        lo = jnp.where(t > 0, ends[jnp.maximum(t - 1, 0)], 0)
-        hi = ends[t]
-        for s, count, windows in runs:
-            first = jnp.clip(lo - s, 0, count)  # this frame's strokes that fall in this run
-            last = jnp.clip(hi - s, 0, count)
-            stamp_one = functools.partial(_stamp_indexed, windows)
-            canvas = jax.lax.fori_loop(first, last, stamp_one, canvas)
-        frames = jax.lax.dynamic_update_index_in_dim(frames, canvas[pad : pad + hw[0], pad : pad + hw[1]], t, 0)
-        return canvas, frames
+    def settle(prev, buf):
+        frame = jnp.where(buf[..., :1] >= 0.0, buf, prev)
+        return frame, frame
 
-    frames = jnp.zeros((num_frames, hw[0], hw[1], 3), jnp.float32)
-    _, frames = jax.lax.fori_loop(0, num_frames, frame, (canvas, frames))
-    return frames
+    return jax.lax.scan(settle, blank[pad : pad + hw[0], pad : pad + hw[1]], written)[1]
 
 
 render_jit = jax.jit(render, static_argnames=("hw", "layout", "medium"))
