@@ -181,7 +181,7 @@ def test_every_planned_stroke_fits_the_static_layout(folder):
         layout = pipe.spec.layouts[int(host["order"][0])]
         slot = np.concatenate([np.full(n, w) for w, n in layout])
         for i in range(len(host["index"])):
-            need = raster.window_class(2 * np.ceil(raster.stroke_radius_px(host["params"][i], 32, int(host["medium"][i]))))
+            need = 2 * np.ceil(raster.stroke_radius_px(host["params"][i], 32, int(host["medium"][i])))
             assert np.all(need[host["valid"][i]] <= slot[host["valid"][i]])
 
 

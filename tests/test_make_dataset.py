@@ -84,7 +84,7 @@ def test_pipeline_reads_program_shards(built):
 
     slot = np.concatenate([np.full(n, w) for w, n in pipe.spec.layouts[0]])
     for i in range(4):
-        need = raster.window_class(2 * np.ceil(raster.stroke_radius_px(host["params"][i], 32, int(host["medium"][i]))))
+        need = 2 * np.ceil(raster.stroke_radius_px(host["params"][i], 32, int(host["medium"][i])))
         assert np.all(need[host["valid"][i]] <= slot[host["valid"][i]])
 
 

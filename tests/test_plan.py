@@ -96,7 +96,7 @@ def test_every_stroke_fits_its_slot_window(photo):
         for medium, scale, seed in itertools.product(media, (0.5, 1.0, 1.3), (0, 1)):
             cfg = plan.PlanConfig(strokes=150, order=order, medium=medium, slots=True, size_scale=scale, fill=0.8, bend=0.2)
             prog = plan.plan_strokes(image, depth, cfg, seed=seed)
-            need = raster.window_class(2 * np.ceil(raster.stroke_radius_px(prog.params, max(hw), MEDIUM_ID[medium])))
+            need = 2 * np.ceil(raster.stroke_radius_px(prog.params, max(hw), MEDIUM_ID[medium]))
             assert np.all(need <= slot_win), (medium, scale, seed, order)
 
 
@@ -196,3 +196,17 @@ def test_upsample_and_sample_are_bilinear():
     img = rng.uniform(size=(16, 16, 3)).astype(np.float32)
     lvl2 = plan._Pyramid(img).level(2)
     np.testing.assert_allclose(lvl2, img.reshape(4, 4, 4, 4, 3).mean((1, 3)), atol=1e-6)
+
+
+def test_clamp_to_slots_keeps_grown_strokes_in_their_windows(photo):
+    """A fit may grow or bend strokes; clamping puts every stroke back inside its slot window."""
+    cfg = plan.PlanConfig(strokes=120, slots=True, fill=0.8)
+    prog = plan.plan_strokes(photo, _ramp_depth(), cfg, seed=5)
+    grown = prog.params.copy()
+    grown[:, [P["width"], P["length"]]] *= 3.0
+    grown[:, P["bend"]] = 0.25
+    clamped = plan.clamp_to_slots(prog._replace(params=grown), cfg, (64, 64))
+    need = 2 * np.ceil(raster.stroke_radius_px(clamped.params, 64, MEDIUM_ID["oil"]))
+    assert np.all(need <= _slot_windows(plan.slot_layout(cfg, (64, 64))))
+    # Strokes already inside their bounds are left as they are.
+    np.testing.assert_array_equal(plan.clamp_to_slots(prog, cfg, (64, 64)).params, prog.params)

@@ -177,7 +177,7 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
     (config.medium,)) and any size_scale <= `max_scale` (default config.size_scale).
     Independent of the image.
     """
-    from paintproc_jax.strokes.raster import stroke_radius_px, window_class  # lazy: raster imports jax
+    from paintproc_jax.strokes.raster import FINE_WINDOW_SIZES, stroke_radius_px, window_class  # lazy: raster imports jax
 
     config.validate()
     if not config.slots:
@@ -186,6 +186,9 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
     max_scale = config.size_scale if max_scale is None else float(max_scale)
     if config.medium not in media:
         raise ValueError(f"media {media} must include the config's medium {config.medium!r}")
+    unknown = [m for m in media if m not in MEDIUM_ID]
+    if unknown:
+        raise ValueError(f"unknown medium {unknown[0]!r}; choose from {', '.join(MEDIUM_ID)}")
     if not max_scale >= config.size_scale:
         raise ValueError(f"max_scale ({max_scale}) must be >= the config's size_scale ({config.size_scale})")
     windows = np.zeros(config.levels, np.int64)  # [L]
@@ -194,8 +197,9 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
         bounds = _slot_bounds(cfg, hw)
         rows = np.zeros((config.levels, NUM_PARAMS), np.float32)
         rows[:, [P["width"], P["length"], P["bend"]]] = bounds
-        radius = stroke_radius_px(rows, float(max(hw)), MEDIUM_ID[medium]) * (1 + _RADIUS_SLACK)
-        windows = np.maximum(windows, window_class(2 * np.ceil(radius)))
+        for shown_in in media:  # strokes planned for one medium may be rendered in another (cross-media)
+            radius = stroke_radius_px(rows, float(max(hw)), MEDIUM_ID[shown_in]) * (1 + _RADIUS_SLACK)
+            windows = np.maximum(windows, window_class(2 * np.ceil(radius), FINE_WINDOW_SIZES))
     counts = slot_counts(config)
     runs: list[list[int]] = []
     for k, lvl in group_order(config):
