@@ -1,0 +1,33 @@
+"""AnimatePainter-style experiments: oil processes ending on the real image, depth fusion on.
+
+    get_config()                   "128": 128 px, 1 + 16 frames, DiT-B/8, full space-time attention
+    get_config("128-small")        128 px, 1 + 16 frames, DiT-S/8 (37% of the FLOPs of "128")
+    get_config("256")              256 px, 1 + 32 frames, DiT-B/16 with tubelets of 2 frames, full attention
+    get_config("256-factorized")   256 px, 1 + 16 frames, DiT-B/8, spatial-then-temporal attention
+    get_config("tiny")             the CPU-tiny model on this data style
+
+Params and forward FLOPs per clip (`python tools/bench_model.py --config configs/animatepainter.py:ARG`):
+    128              params 170.4 M   forward 1,630 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    128-small        params  42.9 M   forward   596 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    256              params 173.5 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    256-factorized   params 220.0 M   forward 6,025 GFLOP/clip (17,408 tokens + 1,344 depth tokens)
+Training costs 3x the forward FLOPs; at 128 px, 46% of the forward FLOPs are attention.
+"""
+
+from paintproc_jax.presets import experiment_config, tiny_config
+
+VARIANTS = {
+    "128": dict(size=128, frames=16, model="B/8"),
+    "128-small": dict(size=128, frames=16, model="S/8"),
+    "256": dict(size=256, frames=32, model="B/16", tubelet=2),
+    "256-factorized": dict(size=256, frames=16, model="B/8", attention="factorized"),
+}
+
+
+def get_config(arg: str | None = None):
+    arg = arg or "128"
+    if arg == "tiny":
+        return tiny_config("animatepainter")
+    if arg not in VARIANTS:
+        raise ValueError(f"unknown variant {arg!r}; use one of {sorted(VARIANTS) + ['tiny']}")
+    return experiment_config(style="animatepainter", **VARIANTS[arg])

@@ -1,0 +1,84 @@
+"""Experiment configs: a data section, a model size and the diffusion settings, kept consistent.
+
+`configs/*.py` are thin wrappers over `experiment_config`, so every experiment file stays a few
+lines and the rules that tie sections together (clip length = 1 + model frames, image size,
+depth layers, tubelet) live here once (`check_consistent`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from paintproc_jax.data.config import default_config as data_config
+from paintproc_jax.models.config import default_config as model_config
+from paintproc_jax.program import MEDIA
+
+# width, blocks, heads, patch; the DiT family's names (S/B/L) and patch size.
+MODEL_SIZES = {
+    "tiny": dict(width=64, depth=2, heads=4, patch=4, mlp_ratio=2.0, depth_scales=2),
+    "S/8": dict(width=384, depth=12, heads=6, patch=8),
+    "B/8": dict(width=768, depth=12, heads=12, patch=8),
+    "B/16": dict(width=768, depth=12, heads=12, patch=16),
+    "L/16": dict(width=1024, depth=24, heads=16, patch=16),
+}
+
+
+def experiment_config(
+    *, style: str, size: int, frames: int, model: str, tubelet: int = 1, attention: str = "full",
+    accelerator: bool = True,
+) -> ml_collections.ConfigDict:
+    """Full config: `data` (style "animatepainter" or "loomis"), `model`, `diffusion`, `sample`, `mesh`.
+
+    `frames` counts generated frames; clips carry one more (the reference). `accelerator` turns on
+    bf16 compute, layer scanning and rematerialisation.
+    """
+    from paintproc_jax.diffusion.objective import default_config as diffusion_config
+
+    if model not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {model!r}; sizes: {sorted(MODEL_SIZES)}")
+    c = ml_collections.ConfigDict()
+    c.data = data_config()
+    c.data.size = size
+    c.data.frames = frames + 1
+    if style == "loomis":
+        c.data.media = MEDIA
+        c.data.end_on = "strokes"
+        c.data.cross_media = 0.3
+    elif style != "animatepainter":
+        raise ValueError(f"unknown style {style!r}; use animatepainter or loomis")
+    c.model = model_config()
+    c.model.update(MODEL_SIZES[model])
+    c.model.update(image_size=size, frames=frames, tubelet=tubelet, attention=attention, depth_layers=c.data.layers)
+    if accelerator:
+        c.model.update(dtype="bfloat16", scan_layers=True, remat="dots_no_batch")
+    c.diffusion = diffusion_config()
+    c.diffusion.tubelet = tubelet
+    c.sample = ml_collections.ConfigDict(dict(sampler="euler", steps=32, guidance=dict(ref=1.0, depth=1.0, medium=1.0)))
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, context=1, tensor=1))
+    c.model_size = model
+    return c
+
+
+def check_consistent(c: ml_collections.ConfigDict) -> None:
+    """Raises ValueError where the data, model and diffusion sections disagree."""
+    d, m = c.data, c.model
+    if d.frames != m.frames + 1:
+        raise ValueError(
+            f"data.frames ({d.frames}) must be model.frames + 1 ({m.frames + 1}): clips hold the reference and "
+            "the generated frames"
+        )
+    if d.size != m.image_size:
+        raise ValueError(f"data.size ({d.size}) must equal model.image_size ({m.image_size})")
+    if m.depth_fusion and d.layers != m.depth_layers:
+        raise ValueError(f"data.layers ({d.layers}) must equal model.depth_layers ({m.depth_layers})")
+    if c.diffusion.tubelet != m.tubelet:
+        raise ValueError(f"diffusion.tubelet ({c.diffusion.tubelet}) must equal model.tubelet ({m.tubelet})")
+
+
+def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
+    """CPU-tiny experiment: 32 px, 1 + 5 frames, 24 strokes, a 2-block width-64 DiT; seconds per step."""
+    c = experiment_config(style=style, size=32, frames=5, model="tiny", accelerator=False)
+    c.data.update(strokes=24, layers=2, levels=2, batch_size=4, workers=0, depth_work_size=32)
+    c.model.depth_layers = 2
+    c.sample.steps = 8
+    return c
