@@ -63,12 +63,15 @@ def apply(model, x, t, cond, keep=None):
 @pytest.mark.parametrize(
     "kw",
     [dict(attention="full"), dict(attention="factorized"), dict(attention="full", scan_layers=True, remat="full"),
-     dict(attention="factorized", tubelet=2, scan_layers=True, remat="dots"), dict(depth_fusion=False)],
-    ids=["full", "factorized", "full-scan-remat", "factorized-tubelet2-scan", "no-depth-fusion"],
+     dict(attention="factorized", tubelet=2, scan_layers=True, remat="dots"), dict(depth_fusion=False),
+     dict(dtype="bfloat16", region_channels=2)],
+    ids=["full", "factorized", "full-scan-remat", "factorized-tubelet2-scan", "no-depth-fusion", "bf16-regions"],
 )
 def test_output_shape_per_attention_mode(kw):
     model = perturb(create_model(tiny(**kw)))
     x, t, cond = inputs()
+    if kw.get("region_channels"):
+        cond["regions"] = jax.random.uniform(jax.random.key(0), (B, S, S, kw["region_channels"]))
     y = apply(model, x, t, cond)
     assert y.shape == (B, F, S, S, 3) and y.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(y))) and float(jnp.std(y)) > 0
@@ -160,7 +163,8 @@ def test_gradients_reach_every_parameter_group():
 def test_sharding_specs_and_sharded_forward(scan):
     nnx_cfg = tiny(scan_layers=scan)
     mesh = parallel.make_mesh({parallel.DATA: 2, parallel.FSDP: 2, parallel.TENSOR: 2})
-    sharded = perturb(create_model(nnx_cfg, mesh))
+    with jax.set_mesh(mesh):  # creating the model inside the mesh context works too
+        sharded = perturb(create_model(nnx_cfg, mesh))
     specs = param_specs(sharded, nnx_cfg.rules)
     # every parameter is laid out as its logical names say under the rules
     for (path, var), (_, spec) in zip(

@@ -7,8 +7,12 @@ import optax
 import pytest
 from flax import nnx
 
+from paintproc_jax import parallel
+from paintproc_jax.data.pipeline import make_pipeline
+from paintproc_jax.data.samples import write_sample_folder
 from paintproc_jax.diffusion import objective, samplers
 from paintproc_jax.models import create_model, default_config
+from paintproc_jax.presets import check_consistent, tiny_config
 
 S, F = 8, 4
 
@@ -53,8 +57,9 @@ def test_sampler_with_model_is_deterministic_and_keeps_the_reference():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert float(jnp.abs(a - other).max()) > 1e-3
     np.testing.assert_array_equal(np.asarray(a[:, 0]), np.asarray(cond["ref"]))  # bitwise
-    forward = samplers.to_forward(a)
-    np.testing.assert_array_equal(np.asarray(forward[:, -1]), np.asarray(cond["ref"]))
+    forward = nnx.jit(lambda m, key: samplers.sample(m, cond, key, frames=F, sampler="heun", steps=3, guidance=dict(ref=1.5), forward=True))(model, jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(forward), np.asarray(samplers.to_forward(a)))
+    np.testing.assert_array_equal(np.asarray(forward[:, -1]), np.asarray(cond["ref"]))  # painting order ends on the reference
 
 
 @pytest.mark.slow
@@ -90,3 +95,23 @@ def test_tiny_model_overfits_one_clip():
     err = float(jnp.mean((out[:, 1:] - target[:, 1:]) ** 2))
     blank = float(jnp.mean((jnp.ones_like(target[:, 1:]) - target[:, 1:]) ** 2))  # guessing "all white"
     assert err < blank / 50, (err, blank)
+
+
+def test_tiny_config_pipeline_batches_train_the_model(tmp_path):
+    """The halves fit: clips from the data pipeline of configs/tiny.py go through the loss and its gradient."""
+    write_sample_folder(tmp_path, 4, min_side=40, max_side=64)
+    c = tiny_config()
+    c.data.source = str(tmp_path)
+    check_consistent(c)
+    mesh = parallel.make_mesh(devices=jax.devices()[:1])
+    pipe = make_pipeline(c.data, mesh)
+    try:
+        with jax.set_mesh(mesh):
+            clips = pipe.next_clips()
+    finally:
+        pipe.close()
+    assert clips["clip"].shape == (c.data.batch_size, c.model.frames + 1, 32, 32, 3)
+    model = create_model(c.model, mesh)
+    loss, grads = nnx.jit(nnx.value_and_grad(lambda m: objective.diffusion_loss(m, clips, jax.random.key(0), c.diffusion)[0]))(model)
+    assert np.isfinite(float(loss)) and 0.5 < float(loss) < 5  # ~ E|eps - x0|^2 at init
+    assert float(jnp.abs(grads["final"]["kernel"][...]).max()) > 0

@@ -113,8 +113,10 @@ def sample(
     context=None,
     image_hw: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    forward: bool = False,
 ):
-    """Samples a reverse clip [B, 1 + frames, H, W, 3] in [-1, 1]; frame 0 is `cond["ref"]` unchanged.
+    """Samples a reverse clip [B, 1 + frames, H, W, 3] in [-1, 1]; frame 0 is `cond["ref"]` unchanged
+    (`forward=True`: painting order, the reference last).
 
     `apply(x, t, cond, keep)` is the network; `steps` time intervals on the shifted grid 1 -> 0
     ("heun" costs 2·steps − 1 network calls). `guidance`: scales {"ref", "depth", "medium"} (default 1,
@@ -178,7 +180,8 @@ def sample(
     x = hold(x0.astype(jnp.float32))
     if progress is not None:
         jax.debug.callback(lambda: progress(steps, steps))
-    return jnp.concatenate([jnp.asarray(ref)[:, None].astype(x.dtype), x], axis=1)
+    clip = jnp.concatenate([jnp.asarray(ref)[:, None].astype(x.dtype), x], axis=1)
+    return to_forward(clip) if forward else clip
 
 
 def continue_process(
@@ -197,8 +200,10 @@ def continue_process(
     tubelet: int = 1,
     image_hw: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    forward: bool = False,
 ):
-    """A process longer than one clip: reverse clip [B, 1 + total_frames, H, W, 3].
+    """A process longer than one clip: reverse clip [B, 1 + total_frames, H, W, 3] (`forward=True`:
+    painting order).
 
     Samples a first clip of `frames` generated frames, then chunks whose first `overlap` frames are
     the previous last `overlap` frames as clean context, keeping each chunk's frames − overlap new
@@ -218,4 +223,5 @@ def continue_process(
         chunk = sample(apply, cond, jax.random.fold_in(rng, k), context=context, **kwargs)
         clip = jnp.concatenate([clip, chunk[:, 1 + overlap :]], axis=1)  # drop the reference and the repeated context
         k += 1
-    return clip[:, : 1 + total_frames]
+    clip = clip[:, : 1 + total_frames]
+    return to_forward(clip) if forward else clip

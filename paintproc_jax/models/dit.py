@@ -128,7 +128,7 @@ class VideoDiT(nnx.Module):
             ref = jnp.where(keep["ref"][:, None, None, None], ref, self.ref_null[...].astype(dtype))
         tokens = jnp.concatenate([ref, gen], 1)
         tokens = tokens + jnp.asarray(position_table(tokens.shape[1], h // spec.patch, w // spec.patch, spec.width), dtype)
-        tokens = constrain(tokens, _TOKENS, self.blocks_rules)
+        tokens = constrain(tokens, _TOKENS, spec.rules)
         # conditioning per group [B, G, D]: noise level (reference: 0) + media
         tg = jnp.concatenate([jnp.zeros((b, 1), jnp.float32), t[:, :: spec.tubelet].astype(jnp.float32)], 1)
         c = self.t_mlp2(nnx.silu(self.t_mlp1(timestep_features(tg).astype(dtype))))
@@ -143,15 +143,11 @@ class VideoDiT(nnx.Module):
         depth_tokens = None
         if self.depth_encoder is not None and cond.get("depth") is not None:
             depth_tokens = self.depth_encoder(cond["depth"], cond.get("layers"), cond.get("regions"))
-            depth_tokens = constrain(depth_tokens, ("batch", None, "act_embed"), self.blocks_rules)
+            depth_tokens = constrain(depth_tokens, ("batch", None, "act_embed"), spec.rules)
         tokens = self._blocks(tokens, c, depth_tokens, keep.get("depth"))
         shift, scale = jnp.split(self.final_ada(c), 2, axis=-1)
         out = self.final(modulate(self.final_norm(tokens), shift, scale))[:, 1:]  # drop the reference group
         return unpatchify(out.astype(jnp.float32), spec.tubelet, spec.patch, (h, w))
-
-    @property
-    def blocks_rules(self):
-        return self.spec.rules
 
     def _blocks(self, x, c, depth_tokens, keep_depth):
         policy = _REMAT.get(self.spec.remat)
@@ -211,7 +207,7 @@ def create_model(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | No
         with nnx.use_eager_sharding(False):
             return VideoDiT(spec, rngs=nnx.Rngs(seed))
 
-    graphdef, abstract = nnx.split(nnx.eval_shape(build))
+    graphdef, abstract = nnx.split(jax.eval_shape(build))  # (nnx.eval_shape would shard eagerly under a mesh)
     shardings = param_shardings(abstract, spec.rules, mesh)
     state = jax.jit(lambda: nnx.state(build()), out_shardings=shardings)()
     return nnx.merge(graphdef, state)
