@@ -1,6 +1,5 @@
 """Depth: the built-in estimator's cues, depth files, the estimator registry, bad files."""
 
-import time
 
 import numpy as np
 import pytest
@@ -68,15 +67,12 @@ def test_any_size_gives_a_valid_map(rng, shape):
     assert np.all(np.isfinite(d)) and d.min() >= 0 and d.max() <= 1
 
 
-def test_deterministic_and_fast_on_a_real_photo(astronaut):
+def test_deterministic_on_a_real_photo(astronaut):
     img = astronaut.astype(np.float32) / 255
     est = BuiltinDepth()
-    t = time.perf_counter()
     a = est(img)
-    elapsed = time.perf_counter() - t
     np.testing.assert_array_equal(a, est(img))
     assert a.shape == (512, 512) and a.min() == 0.0 and a.max() == 1.0
-    assert elapsed < 5.0  # generous: it runs in data workers (tens of ms typically)
 
 
 def test_registry(tmp_path):
@@ -286,17 +282,6 @@ def test_guided_filter_sharpens_a_blurred_step():
     # ... and smooths a noisy map where the guide is flat.
     noisy = src + np.random.default_rng(5).normal(0, 0.1, src.shape).astype(np.float32)
     assert guided_filter(guide, noisy, 4, 1e-3)[:, :20].std() < 0.5 * noisy[:, :20].std()
-
-
-def test_builtin_is_fast_enough_for_data_workers():
-    img = np.random.default_rng(6).random((256, 256, 3), dtype=np.float32)
-    est = BuiltinDepth()
-    est(img)
-    t = time.perf_counter()
-    for _ in range(3):
-        est(img)
-    per_call = (time.perf_counter() - t) / 3
-    assert per_call < 0.5, per_call  # ~35 ms on one core; generous bound for loaded CI machines
 
 
 def test_builtin_on_a_real_photo(astronaut):
