@@ -7,10 +7,10 @@
     get_config("tiny")             the CPU-tiny model on this data style
 
 Params and forward FLOPs per clip (`python tools/bench_model.py --config configs/loomis.py:ARG`):
-    128              params 170.4 M   forward 1,630 GFLOP/clip (4,352 tokens + 336 depth tokens)
-    128-small        params  42.9 M   forward   596 GFLOP/clip (4,352 tokens + 336 depth tokens)
-    256              params 173.5 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
-    256-factorized   params 220.0 M   forward 6,025 GFLOP/clip (17,408 tokens + 1,344 depth tokens)
+    128              params 170.6 M   forward 1,630 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    128-small        params  43.0 M   forward   596 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    256              params 173.7 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    256-factorized   params 220.2 M   forward 6,025 GFLOP/clip (17,408 tokens + 1,344 depth tokens)
 Training costs 3x the forward FLOPs; at 128 px, 46% of the forward FLOPs are attention.
 """
 

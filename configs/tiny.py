@@ -3,7 +3,7 @@
     get_config()          AnimatePainter-style data
     get_config("loomis")  Loomis-style data (five media, cross-media references)
 
-Params 0.24 M, forward 0.17 GFLOP per clip (`python tools/bench_model.py --config configs/tiny.py`).
+Params 0.26 M, forward 0.17 GFLOP per clip (`python tools/bench_model.py --config configs/tiny.py`).
 CI and smoke runs use it.
 """
 

@@ -53,6 +53,7 @@ def experiment_config(
         c.model.update(dtype="bfloat16", scan_layers=True, remat="dots_no_batch")
     c.diffusion = diffusion_config()
     c.diffusion.tubelet = tubelet
+    c.diffusion.window = frames  # clips longer than the model (data.frames > frames + 1) train on windows
     c.sample = ml_collections.ConfigDict(dict(sampler="euler", steps=32, guidance=dict(ref=1.0, depth=1.0, medium=1.0)))
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, context=1, tensor=1))
     c.model_size = model
@@ -62,11 +63,18 @@ def experiment_config(
 def check_consistent(c: ml_collections.ConfigDict) -> None:
     """Raises ValueError where the data, model and diffusion sections disagree."""
     d, m = c.data, c.model
-    if d.frames != m.frames + 1:
+    if d.frames < m.frames + 1:
         raise ValueError(
-            f"data.frames ({d.frames}) must be model.frames + 1 ({m.frames + 1}): clips hold the reference and "
-            "the generated frames"
+            f"data.frames ({d.frames}) must be at least model.frames + 1 ({m.frames + 1}): clips hold the "
+            "reference and the generated frames (longer clips train on windows of model.frames)"
         )
+    if d.frames > m.frames + 1 and c.diffusion.window != m.frames:
+        raise ValueError(
+            f"data.frames ({d.frames}) is longer than model.frames + 1: set diffusion.window={m.frames} to "
+            "train on windows of the longer processes"
+        )
+    if (d.frames - 1) % m.tubelet:
+        raise ValueError(f"data.frames - 1 ({d.frames - 1}) must be a multiple of model.tubelet ({m.tubelet})")
     if d.size != m.image_size:
         raise ValueError(f"data.size ({d.size}) must equal model.image_size ({m.image_size})")
     if m.depth_fusion and d.layers != m.depth_layers:

@@ -29,7 +29,8 @@ def test_config_variants_are_consistent(name, arg):
     c = load(name).get_config(arg)
     check_consistent(c)
     spec = spec_from_config(c.model)
-    assert c.data.frames == spec.frames + 1 and 16 <= spec.frames <= 32 or name == "tiny" or arg == "tiny"
+    assert c.data.frames == spec.frames + 1 and c.diffusion.window == spec.frames
+    assert 16 <= spec.frames <= 32 or name == "tiny" or arg == "tiny"
     flops = count_flops(c)
     assert flops.forward > 0 and flops.tokens == (1 + spec.frames // spec.tubelet) * spec.grid**2
 
@@ -40,8 +41,13 @@ def test_unknown_variant_and_inconsistent_sections():
     with pytest.raises(ValueError, match="unknown model size"):
         experiment_config(style="animatepainter", size=128, frames=16, model="XL/2")
     c = load("tiny").get_config()
-    c.data.frames = 9
-    with pytest.raises(ValueError, match="model.frames"):
+    c.data.frames = 4
+    with pytest.raises(ValueError, match="at least model.frames"):
+        check_consistent(c)
+    c.data.frames = 11  # longer processes train on windows of model.frames ...
+    check_consistent(c)
+    c.diffusion.window = 0  # ... which the diffusion section must ask for
+    with pytest.raises(ValueError, match="diffusion.window"):
         check_consistent(c)
 
 

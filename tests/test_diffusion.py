@@ -398,3 +398,36 @@ def test_settings_fill_defaults_and_sampler_kwargs():
     c = ml_collections.ConfigDict({"objective": "v", "shift": 3.0})
     assert objective.settings(c).p_drop == (0.1, 0.1, 0.1)
     assert objective.sampler_kwargs(c) == {"objective": "v", "shift": 3.0, "tubelet": 1}
+
+
+def test_process_window_crops_aligned_windows_with_their_phase():
+    c = objective.default_config()
+    c.update(window=4, tubelet=2)
+    s = objective.settings(c)
+    x0 = jnp.broadcast_to(jnp.arange(10, dtype=jnp.float32)[None, :, None, None, None], (64, 10, 2, 2, 3))
+    win, phase = objective.process_window(jax.random.key(0), x0, s)
+    assert win.shape == (64, 4, 2, 2, 3)
+    starts = np.asarray(win[:, 0, 0, 0, 0]).astype(int)
+    np.testing.assert_array_equal(np.asarray(win[:, :, 0, 0, 0]), starts[:, None] + np.arange(4))  # consecutive frames
+    assert set(starts) == {0, 2, 4, 6}  # every tubelet-aligned start occurs
+    np.testing.assert_allclose(np.asarray(phase), starts / 10)
+    whole, phase0 = objective.process_window(jax.random.key(0), x0[:, :4], s)  # no longer than a window
+    np.testing.assert_array_equal(np.asarray(whole), np.asarray(x0[:, :4]))
+    assert not np.asarray(phase0).any()
+    c.window = 3
+    with pytest.raises(ValueError, match="window"):
+        objective.settings(c)
+
+
+def test_continue_process_tells_each_chunk_its_phase():
+    seen = []
+
+    def apply(x, t, cond, keep):
+        seen.append(float(np.asarray(cond["phase"])[0]))
+        return jnp.zeros_like(x)
+
+    cond = make_cond()
+    out = samplers.continue_process(apply, cond, jax.random.key(0), total_frames=10, frames=4, overlap=2, steps=2)
+    assert out.shape == (B, 11, H, W, 3)
+    # chunks start at generated frames 0, 2, 4, 6 (4 frames each, 2 of them context after the first)
+    np.testing.assert_allclose(sorted(set(np.round(seen, 6))), [0.0, 0.2, 0.4, 0.6])

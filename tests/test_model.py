@@ -119,6 +119,9 @@ def test_conditions_change_the_output():
     base = apply(model, x, t, cond)
     other_medium = dict(cond, medium=(cond["medium"] + 1) % 5)
     assert float(jnp.abs(apply(model, x, t, other_medium) - base).max()) > 1e-4
+    later = dict(cond, phase=jnp.full((B,), 0.5))  # a window from the middle of a longer process
+    assert float(jnp.abs(apply(model, x, t, later) - base).max()) > 1e-4
+    np.testing.assert_array_equal(apply(model, x, t, dict(cond, phase=jnp.zeros(B))), base)  # absent = phase 0
     other_ref = dict(cond, ref=-cond["ref"])
     assert float(jnp.abs(apply(model, x, t, other_ref) - base).max()) > 1e-4
     # with the reference dropped, the reference pixels no longer matter

@@ -42,6 +42,11 @@ def default_config() -> ml_collections.ConfigDict:
     # `tubelet`, tubelet <= k <= max_context_frames) are given clean (t = 0) and left out of the loss.
     c.context_prob = 0.0
     c.max_context_frames = 4
+    # Windows of longer processes: when clips carry more generated frames than `window`, each sample
+    # trains on a random window of `window` frames (start a multiple of tubelet), and cond["phase"]
+    # = start / frames tells the network where in the process it is; `continue_process` relies on
+    # it for processes longer than one window. 0 = the whole clip (phase 0).
+    c.window = 0
     # Loss weighting: "none", or "min_snr" (min-SNR-γ on the x0 error: w = min(a², γ·s²)).
     c.weighting = "none"
     c.min_snr_gamma = 5.0
@@ -63,6 +68,7 @@ class Settings:
     p_drop_all: float
     context_prob: float
     max_context_frames: int
+    window: int
     weighting: str
     min_snr_gamma: float
 
@@ -91,6 +97,8 @@ def settings(config: ml_collections.ConfigDict) -> Settings:
         m = c.max_context_frames
         if not (isinstance(m, int) and m >= c.tubelet and m % c.tubelet == 0):
             fail(f"max_context_frames={m!r} must be a positive multiple of tubelet={c.tubelet}")
+    if not (isinstance(c.window, int) and c.window >= 0 and c.window % c.tubelet == 0):
+        fail(f"window={c.window!r} must be 0 (whole clip) or a positive multiple of tubelet={c.tubelet}")
     if c.weighting not in WEIGHTINGS:
         fail(f"weighting={c.weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     if not c.min_snr_gamma > 0:
@@ -101,7 +109,7 @@ def settings(config: ml_collections.ConfigDict) -> Settings:
         per_tubelet_t=bool(c.per_tubelet_t),
         p_drop=(float(c.p_drop_ref), float(c.p_drop_depth), float(c.p_drop_medium)),
         p_drop_all=float(c.p_drop_all), context_prob=float(c.context_prob),
-        max_context_frames=int(c.max_context_frames), weighting=c.weighting,
+        max_context_frames=int(c.max_context_frames), window=int(c.window), weighting=c.weighting,
         min_snr_gamma=float(c.min_snr_gamma),
     )
 
@@ -148,6 +156,17 @@ def context_frames(rng, batch_size: int, frames: int, s: Settings):
     return jnp.where(has, n, 0).astype(jnp.int32)
 
 
+def process_window(rng, x0, s: Settings):
+    """Random windows of `s.window` frames [B, window, H, W, 3] (start a multiple of tubelet) and
+    their phase = start / F [B]; the whole clip and phase 0 when the clip is no longer than a window."""
+    b, f = x0.shape[:2]
+    if not s.window or f <= s.window:
+        return x0, jnp.zeros((b,), jnp.float32)
+    starts = jax.random.randint(rng, (b,), 0, (f - s.window) // s.tubelet + 1) * s.tubelet
+    crop = jax.vmap(lambda x, i: jax.lax.dynamic_slice_in_dim(x, i, s.window, axis=0))
+    return crop(x0, starts), starts.astype(jnp.float32) / f
+
+
 def split_clip(batch: dict):
     """Training batch -> (x0 [B, F, H, W, 3] generated frames in [-1, 1], cond dict with the clean reference)."""
     clip = jnp.asarray(batch["clip"], jnp.float32)  # [B, T, H, W, 3] in [0, 1]
@@ -170,6 +189,8 @@ def diffusion_loss(apply, batch: dict, rng, config: ml_collections.ConfigDict):
     """
     s = settings(config)
     x0, cond = split_clip(batch)  # x0 [B, F, H, W, 3]
+    k_win, rng = jax.random.split(rng)
+    x0, cond["phase"] = process_window(k_win, x0, s)
     b, f = x0.shape[:2]
     if f % s.tubelet:
         raise ValueError(f"{f} generated frames per clip (clip length {f + 1} minus the reference) is not a multiple of tubelet={s.tubelet}")

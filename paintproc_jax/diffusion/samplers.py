@@ -207,7 +207,9 @@ def continue_process(
 
     Samples a first clip of `frames` generated frames, then chunks whose first `overlap` frames are
     the previous last `overlap` frames as clean context, keeping each chunk's frames − overlap new
-    frames, until `total_frames` (the last chunk is cut to fit). Chunk k uses rng fold_in(rng, k).
+    frames, until `total_frames` (the last chunk is cut to fit). Chunk k uses rng fold_in(rng, k)
+    and cond["phase"] = its first frame / total_frames: a model trained on windows of longer
+    processes (`diffusion.window`) knows where in the process each chunk lies.
     """
     _check_common(cond, frames, tubelet, sampler, objective, image_hw)
     if not (isinstance(total_frames, (int, np.integer)) and total_frames >= 1):
@@ -215,12 +217,17 @@ def continue_process(
     if not (isinstance(overlap, (int, np.integer)) and tubelet <= overlap < frames and overlap % tubelet == 0):
         raise ValueError(f"overlap={overlap!r} must be a multiple of tubelet={tubelet} in [tubelet, frames={frames})")
     kwargs = dict(frames=frames, sampler=sampler, steps=steps, guidance=guidance, objective=objective, shift=shift, tubelet=tubelet, progress=progress)
-    first = sample(apply, cond, jax.random.fold_in(rng, 0), **kwargs)  # [B, 1 + frames, H, W, 3]
+    b = jnp.shape(cond["ref"])[0]
+
+    def at(start):  # cond for a window starting at generated frame `start`: phase = start / total
+        return {**cond, "phase": jnp.full((b,), start / total_frames, jnp.float32)}
+
+    first = sample(apply, at(0), jax.random.fold_in(rng, 0), **kwargs)  # [B, 1 + frames, H, W, 3]
     clip = first
     k = 1
     while clip.shape[1] - 1 < total_frames:
         context = clip[:, -overlap:]  # the last `overlap` generated frames so far
-        chunk = sample(apply, cond, jax.random.fold_in(rng, k), context=context, **kwargs)
+        chunk = sample(apply, at(clip.shape[1] - 1 - overlap), jax.random.fold_in(rng, k), context=context, **kwargs)
         clip = jnp.concatenate([clip, chunk[:, 1 + overlap :]], axis=1)  # drop the reference and the repeated context
         k += 1
     clip = clip[:, : 1 + total_frames]

@@ -83,7 +83,7 @@ class VideoDiT(nnx.Module):
 
     `__call__(x [B,F,H,W,3], t [B,F], cond, keep=None) -> [B,F,H,W,3] float32`, where cond has
     "ref" [B,H,W,3] in [-1,1], "medium" [B], "ref_medium" [B], and optionally "depth" [B,H,W],
-    "layers" [B,H,W], "regions" [B,H,W,R]; keep maps "ref"/"depth"/"medium" to bool [B]
+    "layers" [B,H,W], "regions" [B,H,W,R], "phase" [B] (window start in a longer process); keep maps "ref"/"depth"/"medium" to bool [B]
     (False = condition dropped, for CFG). Frames in one tubelet share t[:, ::tubelet].
     """
 
@@ -97,6 +97,7 @@ class VideoDiT(nnx.Module):
         self.ref_null = nnx.Param(nnx.with_partitioning(nnx.initializers.normal(0.02), ("embed",))(rngs.params(), (d,), pdt))
         self.t_mlp1 = linear(256, d, ("patch", "embed"), **kw)
         self.t_mlp2 = linear(d, d, ("mlp", "embed"), **kw)
+        self.phase = linear(256, d, ("patch", "embed"), **kw) if spec.phase_conditioning else None
         emb = dict(dtype=dt, param_dtype=pdt, rngs=rngs,
                    embedding_init=nnx.with_partitioning(nnx.initializers.normal(0.02), ("vocab", "embed")))
         self.medium = nnx.Embed(spec.num_media + 1, d, **emb)  # last id = dropped
@@ -139,6 +140,10 @@ class VideoDiT(nnx.Module):
         if "ref" in keep:
             ref_medium = jnp.where(keep["ref"], ref_medium, spec.num_ref_media)
         c = c + (self.medium(medium) + self.ref_medium(ref_medium))[:, None]
+        if self.phase is not None:  # start of this window in the whole process, [B] in [0, 1); absent = 0
+            phase = cond.get("phase")
+            phase = jnp.zeros((b,), jnp.float32) if phase is None else phase
+            c = c + self.phase(timestep_features(phase).astype(dtype))[:, None]
         c = nnx.silu(c)
         depth_tokens = None
         if self.depth_encoder is not None and cond.get("depth") is not None:

@@ -47,6 +47,7 @@ def flops_of_spec(spec: ModelSpec, frames: int, image_size: int) -> FlopCount:
     # embeddings: generated tubelets, reference patches, noise-level MLP; final adaLN + projection
     mm += 2 * (g - 1) * ns * spec.patch_dim * d + 2 * ns * p2c * d + 2 * g * (256 * d + d * d)
     mm += 2 * g * d * 2 * d + 2 * L * d * spec.patch_dim
+    mm += 2 * 256 * d if spec.phase_conditioning else 0
     # depth encoder
     md = 0
     if spec.depth_fusion:
