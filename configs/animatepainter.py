@@ -12,9 +12,11 @@ Params and forward FLOPs per clip (`python tools/bench_model.py --config configs
     256              params 173.7 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
     256-factorized   params 220.2 M   forward 6,025 GFLOP/clip (17,408 tokens + 1,344 depth tokens)
 Training costs 3x the forward FLOPs; at 128 px, 46% of the forward FLOPs are attention.
+get_sweep(): depth fusion on/off x learning rate 1e-4/3e-4 (`python tools/sweep.py --config configs/animatepainter.py:ARG`).
 """
 
 from paintproc_jax.presets import experiment_config, tiny_config
+from paintproc_jax.sweeps import product
 
 VARIANTS = {
     "128": dict(size=128, frames=16, model="B/8"),
@@ -31,3 +33,9 @@ def get_config(arg: str | None = None):
     if arg not in VARIANTS:
         raise ValueError(f"unknown variant {arg!r}; use one of {sorted(VARIANTS) + ['tiny']}")
     return experiment_config(style="animatepainter", **VARIANTS[arg])
+
+
+def get_sweep(arg: str | None = None):
+    """Depth-fusion ablation at two learning rates: does the depth branch help, at either step size?"""
+    del arg  # the same ablation for every variant
+    return product({"model.depth_fusion": (True, False), "train.optim.lr": (1e-4, 3e-4)})

@@ -27,12 +27,13 @@ def experiment_config(
     *, style: str, size: int, frames: int, model: str, tubelet: int = 1, attention: str = "full",
     accelerator: bool = True,
 ) -> ml_collections.ConfigDict:
-    """Full config: `data` (style "animatepainter" or "loomis"), `model`, `diffusion`, `sample`, `mesh`.
+    """Full config: `data` (style "animatepainter" or "loomis"), `model`, `diffusion`, `sample`, `mesh`, `train`.
 
     `frames` counts generated frames; clips carry one more (the reference). `accelerator` turns on
     bf16 compute, layer scanning and rematerialisation.
     """
     from paintproc_jax.diffusion.objective import default_config as diffusion_config
+    from paintproc_jax.train.config import default_config as train_config
 
     if model not in MODEL_SIZES:
         raise ValueError(f"unknown model size {model!r}; sizes: {sorted(MODEL_SIZES)}")
@@ -55,7 +56,9 @@ def experiment_config(
     c.diffusion.tubelet = tubelet
     c.diffusion.window = frames  # clips longer than the model (data.frames > frames + 1) train on windows
     c.sample = ml_collections.ConfigDict(dict(sampler="euler", steps=32, guidance=dict(ref=1.0, depth=1.0, medium=1.0)))
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, context=1, tensor=1))
+    # axis sizes (one may be -1: the rest of the devices); num_devices=0: all devices, N: the first N
+    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, context=1, tensor=1, num_devices=0))
+    c.train = train_config()
     c.model_size = model
     return c
 
@@ -89,4 +92,6 @@ def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
     c.data.update(strokes=24, layers=2, levels=2, batch_size=4, workers=0, depth_work_size=32)
     c.model.depth_layers = 2
     c.sample.steps = 8
+    c.train.update(total_steps=20, log_every=1, ckpt_every=10, sample_every=10, ema_decay=0.99)
+    c.train.optim.update(lr=1e-3, warmup_steps=5)
     return c

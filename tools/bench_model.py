@@ -68,7 +68,9 @@ def main(argv):
         return 2
     try:
         check_consistent(c)
-        mesh = parallel.make_mesh({k: v for k, v in c.mesh.items()} if "mesh" in c else None)
+        from paintproc_jax.train.loop import mesh_from_config
+
+        mesh = mesh_from_config(c)
         batch = _BATCH.value or parallel.batch_shards(mesh)
         parallel.check_batch(batch, mesh)
         model = create_model(c.model, mesh)

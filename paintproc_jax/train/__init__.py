@@ -1,0 +1,1 @@
+"""Training: config section, optimizer, sharded train step, checkpoints, metrics and the loop."""

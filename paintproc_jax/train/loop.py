@@ -1,0 +1,231 @@
+"""The training loop: one code path from a laptop CPU to a multi-host pod.
+
+    summary = train(config, workdir)     # tools/train.py calls this
+
+Sets up (before any compile: config checks, mesh, data probe) → builds the sharded model,
+optimizer and EMA → restores the latest checkpoint if there is one (bit-identical resume) → runs
+the jitted step, logging metrics every `train.log_every` steps, checkpointing every
+`train.ckpt_every`, sampling GIFs every `train.sample_every`; SIGTERM saves a checkpoint and stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from paintproc_jax import parallel
+from paintproc_jax.models import create_model
+from paintproc_jax.models.flops import count_flops
+from paintproc_jax.models.sharding import param_shardings
+from paintproc_jax.train import checkpoint
+from paintproc_jax.train.config import validate
+from paintproc_jax.train.metrics import MetricsWriter, device_peak_flops, throughput
+from paintproc_jax.train.optim import learning_rate, make_optimizer
+from paintproc_jax.train.step import make_train_step
+
+log = logging.getLogger("paintproc.train")
+ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run did: last step reached, where it started, whether it was pre-empted, last metrics."""
+
+    step: int
+    start_step: int
+    preempted: bool
+    last_metrics: dict
+
+
+def maybe_initialize_distributed() -> None:
+    """`jax.distributed.initialize()` when launched as several processes (SLURM, a TPU pod, or JAX_* env)."""
+    multi = (
+        "JAX_COORDINATOR_ADDRESS" in os.environ
+        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        or len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
+    )
+    if multi and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+
+
+def mesh_from_config(c: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+    """The `mesh` section: axis sizes (one may be -1) over all devices, or the first `num_devices`."""
+    m = c.mesh.to_dict() if "mesh" in c else {}
+    n = int(m.pop("num_devices", 0) or 0)
+    return parallel.make_mesh({k: int(v) for k, v in m.items()}, devices=jax.devices()[:n] if n else None)
+
+
+class _Stop:
+    """SIGTERM (pre-emption) flag; the loop checkpoints and returns at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            log.warning("SIGTERM: saving a checkpoint and stopping after this step")
+            self.requested = True
+
+        try:
+            self._old = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread: no handler
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _sample_batch(c: ml_collections.ConfigDict, mesh):
+    """A fixed batch of held-out clips (source train.sample_source, no shuffling) for periodic samples."""
+    from paintproc_jax.data.pipeline import make_pipeline
+
+    d = ml_collections.ConfigDict(c.data.to_dict())
+    d.source = c.train.sample_source or f"folder:{ASSETS}"
+    shards = parallel.batch_shards(mesh)
+    d.batch_size = -(-c.train.sample_count // shards) * shards
+    d.update(shuffle=False, workers=0, num_epochs=-1, cross_media=0.0)
+    pipe = make_pipeline(d, mesh)
+    try:
+        return pipe.next_clips()
+    finally:
+        pipe.close()
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summary:
+    """Runs (or resumes) training of `config` in `workdir`; returns a `Summary`."""
+    from paintproc_jax.data.pipeline import make_pipeline
+
+    c = config
+    t = c.train
+    maybe_initialize_distributed()
+    mesh = mesh_from_config(c)
+    validate(c, mesh)  # every check that needs no compile
+    workdir = pathlib.Path(workdir)
+    main = jax.process_index() == 0
+    if main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(json.dumps(c.to_dict(), indent=1, default=str))
+    pipe = make_pipeline(c.data, mesh)  # probes the data: bad input fails here
+
+    with jax.set_mesh(mesh):
+        model = create_model(c.model, mesh, seed=t.seed)
+        total = t.total_steps
+        opt = nnx.Optimizer(model, make_optimizer(t.optim, total), wrt=nnx.Param)
+        graphdef, state = nnx.split((model, opt))
+        model_def, _, model_rest = nnx.split(model, nnx.Param, ...)
+        shardings = param_shardings(state, c.model.rules, mesh)
+        state = jax.device_put(state, shardings)
+        ema = None
+        ema_shardings = None
+        if t.ema_decay > 0:
+            ema = jax.tree.map(lambda x: x.copy(), nnx.state(model, nnx.Param))
+            ema_shardings = param_shardings(ema, c.model.rules, mesh)
+            ema = jax.device_put(ema, ema_shardings)
+        del model, opt
+
+        mngr = checkpoint.manager(workdir, t.keep_checkpoints)
+        restored = checkpoint.restore_latest(mngr, state, ema, pipe.iterator)
+        start = 0
+        if restored is not None:
+            start, state, ema = restored
+            state = jax.device_put(state, shardings)
+            ema = None if ema is None else jax.device_put(ema, ema_shardings)
+        writer = MetricsWriter(workdir, enabled=main)
+        if restored is not None:
+            writer.truncate_after(start)
+
+        params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param)))
+        flops = count_flops(c)
+        batch = c.data.batch_size
+        peak = device_peak_flops(jax.devices()[0].device_kind)
+        log.info(
+            "devices: %d x %s (%d processes); mesh %s; params %.2f M; %.3f TFLOP per step (%d clips x %.1f GFLOP train); "
+            "%s from step %d to %d", jax.device_count(), jax.devices()[0].device_kind, jax.process_count(),
+            dict(mesh.shape), params / 1e6, flops.train * batch / 1e12, batch, flops.train / 1e9,
+            "resuming" if restored else "starting", start, total,
+        )
+        step_fn = jax.jit(
+            make_train_step(graphdef, pipe.spec, c.diffusion, grad_accum=t.grad_accum, ema_decay=t.ema_decay,
+                            lr_fn=learning_rate(t.optim, total)),
+            out_shardings=(shardings, ema_shardings, None),
+            donate_argnums=(0, 1),
+        )
+        sampler = _Sampler(c, mesh, model_def, model_rest) if (t.sample_every and main) else None
+        base_key = jax.random.key(t.seed)
+        acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
+        step = start
+        with _Stop() as stop:
+            while step < total and not stop.requested:
+                if t.profile_start >= 0 and step == t.profile_start:
+                    jax.profiler.start_trace(str(workdir / "profile"))
+                host = next(pipe)
+                dev = pipe.to_device(host)
+                state, ema, m = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
+                step += 1
+                if t.profile_start >= 0 and step == t.profile_start + t.profile_steps:
+                    jax.block_until_ready(state)
+                    jax.profiler.stop_trace()
+                acc = m if acc is None else acc.merge(m)
+                since += 1
+                if step % t.log_every == 0 or step == total:
+                    scalars = acc.compute()
+                    seconds = time.perf_counter() - t0
+                    scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
+                    writer.write_scalars(step, scalars)
+                    last = scalars
+                    acc, since, t0 = None, 0, time.perf_counter()
+                if step % t.ckpt_every == 0 or step == total:
+                    checkpoint.save(mngr, step, state, ema, pipe.iterator, c.to_dict())
+                    last_saved = step
+                if sampler is not None and step % t.sample_every == 0:
+                    writer.write_videos(step, sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step))
+            if stop.requested and last_saved != step:
+                checkpoint.save(mngr, step, state, ema, pipe.iterator, c.to_dict())
+        mngr.wait_until_finished()
+        mngr.close()
+        writer.close()
+        pipe.close()
+    return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last)
+
+
+class _Sampler:
+    """Periodic samples from fixed held-out images with the EMA parameters: {name: [T, H, W, 3] in [0, 1]},
+    the generated process (painting order) beside the stroke engine's clip of the same image."""
+
+    def __init__(self, c, mesh, model_def, rest):
+        from paintproc_jax.diffusion import sample, sampler_kwargs, to_forward
+        from paintproc_jax.diffusion.objective import split_clip
+
+        clips = _sample_batch(c, mesh)
+        _, self.cond = split_clip(clips)
+        self.reference = np.asarray(to_forward(clips["clip"]))[: c.train.sample_count]
+        self.count, self.seed = c.train.sample_count, c.train.seed
+        s = c.sample
+        kw = dict(frames=c.model.frames, sampler=s.sampler, steps=s.steps, guidance=s.guidance.to_dict(), forward=True,
+                  **sampler_kwargs(c.diffusion))
+
+        def run(params, cond, key):
+            return sample(nnx.merge(model_def, params, rest), cond, key, **kw)
+
+        self._run = jax.jit(run)
+
+    def __call__(self, params, step: int) -> dict:
+        out = np.asarray(self._run(params, self.cond, jax.random.key(self.seed)))  # same noise every time
+        videos = {}
+        for i in range(self.count):
+            videos[f"sample_{i}"] = np.clip((out[i] + 1) / 2, 0, 1)
+            videos[f"strokes_{i}"] = self.reference[i]
+        return videos
