@@ -46,7 +46,9 @@ def losses(workdir):
 def straight(tmp_path_factory):
     """An uninterrupted 12-step run."""
     d = tmp_path_factory.mktemp("straight")
-    train(config(), d)
+    c = config()
+    c.train.sample_every = 12
+    train(c, d)
     return d
 
 
@@ -81,6 +83,7 @@ def test_sigterm_then_resume_equals_uninterrupted(straight, tmp_path):
     second = train(config(), tmp_path)
     assert second.start_step == first.step and second.step == 12 and not second.preempted
     assert losses(tmp_path) == losses(straight)  # metrics.jsonl of the resumed run = uninterrupted run
+    assert {p.name for p in (straight / "samples" / "step_0000012").iterdir()} == {"sample_0.gif", "sample_1.gif", "strokes_0.gif", "strokes_1.gif"}
     (sa, a), (sb, b) = final_state(straight), final_state(tmp_path)
     assert sa == sb == 12
     for x, y in zip(a, b):
@@ -127,3 +130,23 @@ def test_cli_unknown_config_key_and_missing_source(tmp_path):
     assert out.returncode != 0 and "no_such_key" in out.stderr
     out = subprocess.run(base, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "train: error:" in out.stderr and "source" in out.stderr
+
+
+def test_disk_full_while_saving_keeps_earlier_checkpoints(tmp_path, monkeypatch):
+    from paintproc_jax.errors import PaintprocError
+    from paintproc_jax.train import checkpoint
+
+    real = checkpoint.save
+
+    def failing(mngr, step, *args):
+        if step == 8:
+            raise OSError(28, "No space left on device")
+        return real(mngr, step, *args)
+
+    monkeypatch.setattr(checkpoint, "save", failing)
+    with pytest.raises(PaintprocError, match="step 8 failed.*earlier checkpoints are intact"):
+        train(config(), tmp_path)
+    monkeypatch.setattr(checkpoint, "save", real)
+    assert final_state(tmp_path)[0] == 4
+    summary = train(config(), tmp_path)  # space again: resumes from step 4
+    assert summary.start_step == 4 and summary.step == 12

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from paintproc_jax import parallel
+from paintproc_jax.errors import PaintprocError
 from paintproc_jax.models import create_model
 from paintproc_jax.models.flops import count_flops
 from paintproc_jax.models.sharding import param_shardings
@@ -55,7 +56,11 @@ def maybe_initialize_distributed() -> None:
         or len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1
     )
     if multi and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+        env = os.environ  # JAX_NUM_PROCESSES / JAX_PROCESS_ID for launchers jax does not detect (SLURM, TPU are)
+        jax.distributed.initialize(
+            num_processes=int(env["JAX_NUM_PROCESSES"]) if "JAX_NUM_PROCESSES" in env else None,
+            process_id=int(env["JAX_PROCESS_ID"]) if "JAX_PROCESS_ID" in env else None,
+        )
 
 
 def mesh_from_config(c: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -167,38 +172,56 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         base_key = jax.random.key(t.seed)
         acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
         step = start
-        with _Stop() as stop:
-            while step < total and not stop.requested:
-                if t.profile_start >= 0 and step == t.profile_start:
-                    jax.profiler.start_trace(str(workdir / "profile"))
-                host = next(pipe)
-                dev = pipe.to_device(host)
-                state, ema, m = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
-                step += 1
-                if t.profile_start >= 0 and step == t.profile_start + t.profile_steps:
-                    jax.block_until_ready(state)
-                    jax.profiler.stop_trace()
-                acc = m if acc is None else acc.merge(m)
-                since += 1
-                if step % t.log_every == 0 or step == total:
-                    scalars = acc.compute()
-                    seconds = time.perf_counter() - t0
-                    scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
-                    writer.write_scalars(step, scalars)
-                    last = scalars
-                    acc, since, t0 = None, 0, time.perf_counter()
-                if step % t.ckpt_every == 0 or step == total:
-                    checkpoint.save(mngr, step, state, ema, pipe.iterator, c.to_dict())
-                    last_saved = step
-                if sampler is not None and step % t.sample_every == 0:
-                    writer.write_videos(step, sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step))
-            if stop.requested and last_saved != step:
-                checkpoint.save(mngr, step, state, ema, pipe.iterator, c.to_dict())
-        mngr.wait_until_finished()
-        mngr.close()
-        writer.close()
-        pipe.close()
+        try:
+            with _Stop() as stop:
+                while step < total and not stop.requested:
+                    if t.profile_start >= 0 and step == t.profile_start:
+                        jax.profiler.start_trace(str(workdir / "profile"))
+                    host = next(pipe)
+                    dev = pipe.to_device(host)
+                    state, ema, m = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
+                    step += 1
+                    if t.profile_start >= 0 and step == t.profile_start + t.profile_steps:
+                        jax.block_until_ready(state)
+                        jax.profiler.stop_trace()
+                    acc = m if acc is None else acc.merge(m)
+                    since += 1
+                    if step % t.log_every == 0 or step == total:
+                        scalars = acc.compute()
+                        seconds = time.perf_counter() - t0
+                        scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
+                        writer.write_scalars(step, scalars)
+                        last = scalars
+                        acc, since, t0 = None, 0, time.perf_counter()
+                    if step % t.ckpt_every == 0 or step == total:
+                        _save(mngr, step, state, ema, pipe.iterator, c)
+                        last_saved = step
+                    if sampler is not None and step % t.sample_every == 0:
+                        writer.write_videos(step, sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step))
+                if stop.requested and last_saved != step:
+                    _save(mngr, step, state, ema, pipe.iterator, c)
+            try:
+                mngr.wait_until_finished()
+            except OSError as e:
+                raise PaintprocError(f"saving the checkpoint of step {last_saved} failed ({e}); earlier checkpoints are intact") from e
+        finally:  # also on errors: let pending async saves finish, stop workers, flush metrics
+            try:
+                mngr.wait_until_finished()
+            except Exception as e:  # noqa: BLE001 - already failing; keep the first error
+                log.warning("a pending checkpoint save failed: %s", e)
+            mngr.close()
+            writer.close()
+            pipe.close()
     return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last)
+
+
+def _save(mngr, step, state, ema, iterator, c) -> None:
+    """Checkpoint, turning a failed write (disk full, ...) into one clear error; orbax only renames a
+    checkpoint into place once complete and deletes old ones after, so earlier checkpoints survive."""
+    try:
+        checkpoint.save(mngr, step, state, ema, iterator, c.to_dict())
+    except OSError as e:
+        raise PaintprocError(f"saving the checkpoint of step {step} failed ({e}); earlier checkpoints are intact") from e
 
 
 class _Sampler:
