@@ -168,7 +168,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
             out_shardings=(shardings, ema_shardings, None),
             donate_argnums=(0, 1),
         )
-        sampler = _Sampler(c, mesh, model_def, model_rest) if (t.sample_every and main) else None
+        # every process samples (the jitted sampler spans the mesh); only process 0 writes
+        sampler = _Sampler(c, mesh, model_def, model_rest) if t.sample_every else None
         base_key = jax.random.key(t.seed)
         acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
         step = start
@@ -234,7 +235,12 @@ class _Sampler:
 
         clips = _sample_batch(c, mesh)
         _, self.cond = split_clip(clips)
-        self.reference = np.asarray(to_forward(clips["clip"]))[: c.train.sample_count]
+        reference = to_forward(clips["clip"])
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            reference = multihost_utils.process_allgather(reference, tiled=True)
+        self.reference = np.asarray(reference)[: c.train.sample_count]
         self.count, self.seed = c.train.sample_count, c.train.seed
         s = c.sample
         kw = dict(frames=c.model.frames, sampler=s.sampler, steps=s.steps, guidance=s.guidance.to_dict(), forward=True,
@@ -246,7 +252,10 @@ class _Sampler:
         self._run = jax.jit(run)
 
     def __call__(self, params, step: int) -> dict:
-        out = np.asarray(self._run(params, self.cond, jax.random.key(self.seed)))  # same noise every time
+        from jax.experimental import multihost_utils
+
+        out = self._run(params, self.cond, jax.random.key(self.seed))  # same noise every time
+        out = np.asarray(multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else out)
         videos = {}
         for i in range(self.count):
             videos[f"sample_{i}"] = np.clip((out[i] + 1) / 2, 0, 1)

@@ -17,6 +17,9 @@ from paintproc_jax.diffusion.objective import diffusion_loss
 from paintproc_jax.train.metrics import step_metrics
 
 
+_global_norm = optax.tree.norm if hasattr(optax, "tree") and hasattr(optax.tree, "norm") else optax.global_norm
+
+
 def micro_batches(tree, count: int):
     """[B, ...] -> [count, B / count, ...] taking every count-th example, so each micro-batch draws
     evenly from every batch shard (no resharding)."""
@@ -50,7 +53,7 @@ def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_deca
             grads = jax.tree.map(lambda g: g / grad_accum, grads)
             loss = jnp.mean(losses)
             aux = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), auxs)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = _global_norm(grads)
         lr = lr_fn(opt.step[...])
         opt.update(model, grads)
         new_params = nnx.state(model, nnx.Param)
