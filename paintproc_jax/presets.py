@@ -59,6 +59,7 @@ def experiment_config(
     # axis sizes (one may be -1: the rest of the devices); num_devices=0: all devices, N: the first N
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, context=1, tensor=1, num_devices=0))
     c.train = train_config()
+    c.total_steps = 100_000  # length of the run (--config.total_steps=N)
     c.model_size = model
     return c
 
@@ -92,6 +93,7 @@ def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
     c.data.update(strokes=24, layers=2, levels=2, batch_size=4, workers=0, depth_work_size=32)
     c.model.depth_layers = 2
     c.sample.steps = 8
-    c.train.update(total_steps=20, log_every=1, ckpt_every=10, sample_every=10, ema_decay=0.99)
+    c.total_steps = 20
+    c.train.update(log_every=1, ckpt_every=10, sample_every=10, ema_decay=0.99)
     c.train.optim.update(lr=1e-3, warmup_steps=5)
     return c

@@ -26,7 +26,8 @@ def config(steps=8, **mesh):
     c.data.source = f"folder:{ASSETS}"
     c.data.batch_size = 8
     c.mesh.update(mesh or dict(data=1, num_devices=1))  # one device, except where a test asks for a mesh
-    c.train.update(total_steps=steps, ckpt_every=4, sample_every=0)
+    c.total_steps = steps
+    c.train.update(ckpt_every=4, sample_every=0)
     return c
 
 
@@ -111,10 +112,11 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(straight, tmp_pa
         (lambda c: c.data.update(batch_size=6) or c.mesh.update(data=-1, num_devices=0), "does not divide the mesh"),
         (lambda c: c.mesh.update(data=1, tensor=8, num_devices=8), "tensor axis"),  # 4 heads
         (lambda c: c.data.update(frames=5), "at least model.frames"),
+        (lambda c: c.data.update(frames=9) or c.diffusion.update(window=0), "diffusion.window"),  # longer than the model
         (lambda c: c.train.update(grad_accum=3), "grad_accum"),
         (lambda c: c.train.optim.update(schedule="linear"), "train.optim.schedule"),
     ],
-    ids=["batch-vs-mesh", "heads-vs-tensor", "frames-vs-model", "grad-accum", "schedule"],
+    ids=["batch-vs-mesh", "heads-vs-tensor", "frames-vs-model", "frames-longer-than-model", "grad-accum", "schedule"],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, change, match):
     c = config()
@@ -125,8 +127,9 @@ def test_bad_configs_fail_before_compiling(tmp_path, change, match):
 
 
 def test_cli_unknown_config_key_and_missing_source(tmp_path):
+    """Also: --config.total_steps is the run length (the documented contract)."""
     base = [sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(ROOT / "configs" / "tiny.py"), "--workdir", str(tmp_path)]
-    out = subprocess.run(base + ["--config.train.no_such_key=1"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(base + ["--config.train.no_such_key=1", "--config.total_steps=3"], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "no_such_key" in out.stderr
     out = subprocess.run(base, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "train: error:" in out.stderr and "source" in out.stderr

@@ -37,7 +37,8 @@ def main(argv):
         print("bench_train: error: --config is required", file=sys.stderr)
         return 2
     c.data.source = _IMAGES.value or f"folder:{ASSETS}"
-    c.train.update(total_steps=_STEPS.value, log_every=1, ckpt_every=_STEPS.value, sample_every=0, profile_start=-1)
+    c.total_steps = _STEPS.value
+    c.train.update(log_every=1, ckpt_every=_STEPS.value, sample_every=0, profile_start=-1)
     with tempfile.TemporaryDirectory() as work:
         try:
             train(c, work)

@@ -2,7 +2,7 @@
 
     python tools/train.py --config configs/tiny.py --workdir runs/tiny
     python tools/train.py --config configs/animatepainter.py:128 --workdir runs/ap128 \\
-        --config.data.source=folder:/data/photos --config.train.total_steps=200000
+        --config.data.source=folder:/data/photos --config.total_steps=200000
 
 Running the same command again resumes from the latest checkpoint in --workdir and continues
 bit-identically. SIGTERM (pre-emption) saves a checkpoint and exits 0. WORKDIR gets

@@ -10,9 +10,9 @@ SCHEDULES = ("cosine", "constant")
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """AdamW, warmup + cosine, clipping, EMA; log / checkpoint / sample cadences."""
+    """AdamW, warmup + cosine, clipping, EMA; log / checkpoint / sample cadences. (The run length is
+    the top-level `total_steps`, so `--config.total_steps=N` sets it.)"""
     c = ml_collections.ConfigDict()
-    c.total_steps = 100_000
     c.seed = 0
     c.grad_accum = 1  # micro-batches per step: the global batch (data.batch_size) is split this many ways
     c.optim = ml_collections.ConfigDict()
@@ -45,8 +45,8 @@ def validate(c: ml_collections.ConfigDict, mesh=None) -> None:
     from paintproc_jax.presets import check_consistent
 
     t = c.train
-    if t.total_steps < 1:
-        raise ValueError(f"train.total_steps must be >= 1, got {t.total_steps}")
+    if c.total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {c.total_steps}")
     for name in ("log_every", "ckpt_every", "keep_checkpoints", "grad_accum", "sample_count", "profile_steps"):
         if t[name] < 1:
             raise ValueError(f"train.{name} must be >= 1, got {t[name]}")

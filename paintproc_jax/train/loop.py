@@ -127,7 +127,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
 
     with jax.set_mesh(mesh):
         model = create_model(c.model, mesh, seed=t.seed)
-        total = t.total_steps
+        total = c.total_steps
         opt = nnx.Optimizer(model, make_optimizer(t.optim, total), wrt=nnx.Param)
         graphdef, state = nnx.split((model, opt))
         model_def, _, model_rest = nnx.split(model, nnx.Param, ...)
