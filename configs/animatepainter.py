@@ -15,24 +15,12 @@ Training costs 3x the forward FLOPs; at 128 px, 46% of the forward FLOPs are att
 get_sweep(): depth fusion on/off x learning rate 1e-4/3e-4 (`python tools/sweep.py --config configs/animatepainter.py:ARG`).
 """
 
-from paintproc_jax.presets import experiment_config, tiny_config
+from paintproc_jax.presets import variant_config
 from paintproc_jax.sweeps import product
-
-VARIANTS = {
-    "128": dict(size=128, frames=16, model="B/8"),
-    "128-small": dict(size=128, frames=16, model="S/8"),
-    "256": dict(size=256, frames=32, model="B/16", tubelet=2),
-    "256-factorized": dict(size=256, frames=16, model="B/8", attention="factorized"),
-}
 
 
 def get_config(arg: str | None = None):
-    arg = arg or "128"
-    if arg == "tiny":
-        return tiny_config("animatepainter")
-    if arg not in VARIANTS:
-        raise ValueError(f"unknown variant {arg!r}; use one of {sorted(VARIANTS) + ['tiny']}")
-    return experiment_config(style="animatepainter", **VARIANTS[arg])
+    return variant_config("animatepainter", arg)
 
 
 def get_sweep(arg: str | None = None):

@@ -23,6 +23,25 @@ MODEL_SIZES = {
 }
 
 
+# Accelerator variants shared by configs/animatepainter.py and configs/loomis.py (plus "tiny").
+VARIANTS = {
+    "128": dict(size=128, frames=16, model="B/8"),
+    "128-small": dict(size=128, frames=16, model="S/8"),
+    "256": dict(size=256, frames=32, model="B/16", tubelet=2),
+    "256-factorized": dict(size=256, frames=16, model="B/8", attention="factorized"),
+}
+
+
+def variant_config(style: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    """`get_config(arg)` of a style's config file: a variant of `VARIANTS` (default "128") or "tiny"."""
+    arg = arg or "128"
+    if arg == "tiny":
+        return tiny_config(style)
+    if arg not in VARIANTS:
+        raise ValueError(f"unknown variant {arg!r}; use one of {sorted(VARIANTS) + ['tiny']}")
+    return experiment_config(style=style, **VARIANTS[arg])
+
+
 def experiment_config(
     *, style: str, size: int, frames: int, model: str, tubelet: int = 1, attention: str = "full",
     accelerator: bool = True,

@@ -26,14 +26,6 @@ _BATCH = flags.DEFINE_integer("batch", 0, "global batch (clips); 0 = one per bat
 _ITERS = flags.DEFINE_integer("iters", 5, "timed iterations of each (after one warm-up)")
 _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "device bf16 dense peak in TFLOP/s for MFU; 0 = known GPUs only")
 
-# bf16 dense peak (TFLOP/s) of devices we know, by substrings of jax's device_kind.
-PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "TPU v5p": 459.0, "TPU v5 lite": 197.0, "TPU v6": 918.0, "TPU v4": 275.0}
-
-
-def device_peak(kind: str) -> float:
-    return next((v for k, v in PEAKS.items() if k.lower() in kind.lower()), 0.0)
-
-
 def _timed(fn, *args, iters: int) -> tuple[float, float]:
     """(compile+first-run seconds, median ms per call)."""
     import jax
@@ -61,6 +53,7 @@ def main(argv):
     from paintproc_jax.models import create_model
     from paintproc_jax.models.flops import count_flops
     from paintproc_jax.presets import check_consistent
+    from paintproc_jax.train.metrics import device_peak_flops
 
     c = _CONFIG.value
     if c is None:
@@ -120,7 +113,7 @@ def main(argv):
         tflops_fwd_bwd=round(flops.train * batch / (bwd_ms / 1e3) / 1e12, 3),
         compile_fwd_s=round(c_fwd, 1), compile_fwd_bwd_s=round(c_bwd, 1),
     )
-    peak = (_PEAK.value or device_peak(kind)) * len(jax.devices())
+    peak = (_PEAK.value or (device_peak_flops(kind) or 0.0) / 1e12) * len(jax.devices())
     if peak:
         fields["mfu_fwd_bwd"] = round(fields["tflops_fwd_bwd"] / peak, 4)
     print(" ".join(f"{k}={v}" for k, v in fields.items()))

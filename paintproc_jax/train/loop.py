@@ -130,7 +130,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         total = c.total_steps
         opt = nnx.Optimizer(model, make_optimizer(t.optim, total), wrt=nnx.Param)
         graphdef, state = nnx.split((model, opt))
-        model_def, _, model_rest = nnx.split(model, nnx.Param, ...)
+        model_def, model_params, model_rest = nnx.split(model, nnx.Param, ...)
+        params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(model_params))
         shardings = param_shardings(state, c.model.rules, mesh)
         state = jax.device_put(state, shardings)
         ema = None
@@ -139,7 +140,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
             ema = jax.tree.map(lambda x: x.copy(), nnx.state(model, nnx.Param))
             ema_shardings = param_shardings(ema, c.model.rules, mesh)
             ema = jax.device_put(ema, ema_shardings)
-        del model, opt
+        del model, opt, model_params
 
         mngr = checkpoint.manager(workdir, t.keep_checkpoints)
         restored = checkpoint.restore_latest(mngr, state, ema, pipe.iterator)
@@ -152,7 +153,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         if restored is not None:
             writer.truncate_after(start)
 
-        params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param)))
         flops = count_flops(c)
         batch = c.data.batch_size
         peak = device_peak_flops(jax.devices()[0].device_kind)
