@@ -182,8 +182,8 @@ def _stems(paths: list[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, 
 
 
 def cmd_paint(args) -> int:
-    from paintproc_jax.io import (list_images, mp4_available, save_contact_sheet, save_png, save_program, save_svg,
-                                  staged_dir, write_frames, write_gif, write_mp4)
+    from paintproc_jax.io import list_images, save_program, save_svg
+    from paintproc_jax.io.process_dir import write_process_dir
     from paintproc_jax.strokes.engine import paint
 
     config = _engine_config(args)
@@ -202,20 +202,14 @@ def cmd_paint(args) -> int:
             "strokes": args.strokes, "fit_steps": args.fit_steps, "depth": source, "frames": args.frames,
             "fit_psnr_db": None if mse != mse else round(float(-10 * np.log10(max(mse, 1e-10))), 3),
         }
-        written = []
-        with staged_dir(target) as tmp:
-            write_gif(tmp / "process.gif", frames, fps=args.fps)
-            written.append("process.gif")
-            if not args.no_mp4 and mp4_available():
-                write_mp4(tmp / "process.mp4", frames, fps=args.fps)
-                written.append("process.mp4")
-            write_frames(tmp / "frames", frames)
-            written.append(f"frames/ ({len(frames)} PNGs)")
+
+        def strokes_files(tmp):
             save_program(tmp / "strokes.json", program, meta)
             save_svg(tmp / "strokes.svg", program)
-            save_contact_sheet(tmp / "contact_sheet.png", frames, labels=True)
-            save_png(tmp / "depth.png", depth)
-            written += ["strokes.json", "strokes.svg", "contact_sheet.png", "depth.png"]
+            return ["strokes.json", "strokes.svg"]
+
+        written = write_process_dir(target, frames, {"engine": "strokes", **meta}, depth=depth, fps=args.fps,
+                                    mp4=not args.no_mp4, extra=strokes_files)
         elapsed = time.perf_counter() - t0
         psnr = f", strokes fit {meta['fit_psnr_db']:.2f} dB" if meta["fit_psnr_db"] is not None else ""
         print(f"{path} -> {target}/: {', '.join(written)} [{elapsed:.1f}s{psnr}]")
