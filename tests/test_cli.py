@@ -31,7 +31,7 @@ PAINT = [*TINY, "--frames", str(FRAMES)]
 PHOTO_HW = (384, 512)
 OUT_HW = (36, 48)
 
-FINAL_NAMES = ("process.gif", "process.mp4", "frames", "strokes.json", "strokes.svg", "contact_sheet.png", "depth.png")
+FINAL_NAMES = ("process.gif", "process.mp4", "frames", "strokes.json", "strokes.svg", "contact_sheet.png", "depth.png", "process.json")
 
 ERROR_LINE = re.compile(r"^paintproc: error: \S")
 ARGPARSE_ERROR_LINE = re.compile(r"^paintproc( \w+)?: error: \S")
