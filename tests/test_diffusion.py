@@ -431,3 +431,24 @@ def test_continue_process_tells_each_chunk_its_phase():
     assert out.shape == (B, 11, H, W, 3)
     # chunks start at generated frames 0, 2, 4, 6 (4 frames each, 2 of them context after the first)
     np.testing.assert_allclose(sorted(set(np.round(seen, 6))), [0.0, 0.2, 0.4, 0.6])
+
+
+def test_per_row_keys_make_each_sample_independent_of_its_batch():
+    """A batch of keys [B]: row b depends only on rng[b], so a row is the same alone or in a batch
+    (with other rows, or padding), for `sample` and `continue_process`; a wrong key count fails."""
+    cond = make_cond()
+    keys = jax.random.split(jax.random.key(7), B)
+    row = lambda c, i: jax.tree.map(lambda v: v[i : i + 1], c)  # noqa: E731
+    for run in (
+        lambda c, k: samplers.sample(keyed_apply, c, k, frames=F, steps=3, sampler="heun"),
+        lambda c, k: samplers.continue_process(keyed_apply, c, k, total_frames=6, frames=F, overlap=2, steps=2),
+    ):
+        both = np.asarray(run(cond, keys))
+        for i in range(B):
+            np.testing.assert_allclose(np.asarray(run(row(cond, i), keys[i : i + 1])), both[i : i + 1], rtol=1e-6, atol=1e-6)
+        assert not np.allclose(both[0, 1:], both[1, 1:])  # different keys, different noise
+        padded = jax.tree.map(lambda v: jnp.concatenate([v, v[:1]]), cond)  # row 0 repeated as padding
+        pk = jnp.concatenate([keys, jax.random.split(jax.random.key(99), 1)])
+        np.testing.assert_allclose(np.asarray(run(padded, pk))[:B], both, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="keys"):
+        samplers.sample(keyed_apply, cond, keys[:1], frames=F, steps=2)

@@ -78,6 +78,36 @@ def guided_apply(apply, cond: dict, guidance: dict | None):
     return fn
 
 
+def _is_key_batch(rng) -> bool:
+    """True for a batch of PRNG keys [B] (typed keys, or raw uint32 keys [B, 2]), False for one key."""
+    if jax.dtypes.issubdtype(jnp.result_type(rng), jax.dtypes.prng_key):
+        return jnp.ndim(rng) == 1
+    return jnp.ndim(rng) == 2
+
+
+def _check_rng(rng, b: int) -> bool:
+    """Validates `rng` (one key, or one key per row); returns whether it is per row."""
+    batched = _is_key_batch(rng)
+    if batched and jnp.shape(rng)[0] != b:
+        raise ValueError(f"rng holds {jnp.shape(rng)[0]} keys but the batch has {b} rows: give one key, or one per row")
+    return batched
+
+
+def _fold_in(rng, data: int):
+    """`jax.random.fold_in` of one key or of each key of a batch."""
+    if _is_key_batch(rng):
+        return jax.vmap(lambda k: jax.random.fold_in(k, data))(rng)
+    return jax.random.fold_in(rng, data)
+
+
+def initial_noise(rng, shape):
+    """Noise [B, ...] at t = 1: from one key (the whole batch at once), or from a batch of B keys,
+    row b from rng[b] alone, so a row does not depend on the rest of the batch (or its padding)."""
+    if _check_rng(rng, shape[0]):
+        return jax.vmap(lambda k: schedules.normal(k, shape[1:]))(rng)
+    return schedules.normal(rng, shape)
+
+
 def _check_common(cond: dict, frames: int, tubelet: int, sampler: str, objective: str, image_hw):
     """Validates the arguments shared by `sample` and `continue_process`; returns (B, H, W)."""
     if sampler not in SAMPLERS:
@@ -122,11 +152,13 @@ def sample(
     ("heun" costs 2·steps − 1 network calls). `guidance`: scales {"ref", "depth", "medium"} (default 1,
     one pass). `context` [B, C, H, W, 3]: known first generated frames (C a multiple of tubelet,
     C < frames), held clean at t = 0 and returned as given. `image_hw` (optional) is checked against
-    the reference. `progress(step, steps)` is called from the device after each step. Jittable:
+    the reference. `rng`: one key, or a batch of B keys (row b's noise from rng[b] alone, so a
+    sample depends only on its own key, not on what else is in the batch). `progress(step, steps)` is called from the device after each step. Jittable:
     close over everything but cond, rng and context (frames, sampler, steps, guidance, ... are static).
     """
     cond = {k: v for k, v in cond.items() if v is not None}  # None = absent (e.g. no depth)
     b, h, w = _check_common(cond, frames, tubelet, sampler, objective, image_hw)
+    _check_rng(rng, b)
     grid = schedules.time_grid(steps, shift)  # [steps + 1], 1 -> 0
     ref = cond["ref"]
     shape = (b, frames, h, w, 3)
@@ -173,7 +205,7 @@ def sample(
             jax.debug.callback(lambda k: progress(int(k) + 1, steps), i)
         return hold(x_new.astype(jnp.float32))
 
-    x = hold(schedules.normal(rng, shape))  # t = 1: pure noise
+    x = hold(initial_noise(rng, shape))  # t = 1: pure noise
     x = jax.lax.fori_loop(0, steps - 1, step, x)
     # Last step to t = 0: the denoised estimate at the last grid level.
     x0, _ = schedules.to_x0_eps(predict(x, frame_t(ts[steps - 1])), x, ts[steps - 1], objective)
@@ -208,26 +240,26 @@ def continue_process(
     Samples a first clip of `frames` generated frames, then chunks whose first `overlap` frames are
     the previous last `overlap` frames as clean context, keeping each chunk's frames − overlap new
     frames, until `total_frames` (the last chunk is cut to fit). Chunk k uses rng fold_in(rng, k)
-    and cond["phase"] = its first frame / total_frames: a model trained on windows of longer
+    (of each key, when `rng` is a batch of per-row keys) and cond["phase"] = its first frame / total_frames: a model trained on windows of longer
     processes (`diffusion.window`) knows where in the process each chunk lies.
     """
-    _check_common(cond, frames, tubelet, sampler, objective, image_hw)
+    b, _, _ = _check_common(cond, frames, tubelet, sampler, objective, image_hw)
+    _check_rng(rng, b)
     if not (isinstance(total_frames, (int, np.integer)) and total_frames >= 1):
         raise ValueError(f"total_frames must be a positive integer, got {total_frames!r}")
     if not (isinstance(overlap, (int, np.integer)) and tubelet <= overlap < frames and overlap % tubelet == 0):
         raise ValueError(f"overlap={overlap!r} must be a multiple of tubelet={tubelet} in [tubelet, frames={frames})")
     kwargs = dict(frames=frames, sampler=sampler, steps=steps, guidance=guidance, objective=objective, shift=shift, tubelet=tubelet, progress=progress)
-    b = jnp.shape(cond["ref"])[0]
 
     def at(start):  # cond for a window starting at generated frame `start`: phase = start / total
         return {**cond, "phase": jnp.full((b,), start / total_frames, jnp.float32)}
 
-    first = sample(apply, at(0), jax.random.fold_in(rng, 0), **kwargs)  # [B, 1 + frames, H, W, 3]
+    first = sample(apply, at(0), _fold_in(rng, 0), **kwargs)  # [B, 1 + frames, H, W, 3]
     clip = first
     k = 1
     while clip.shape[1] - 1 < total_frames:
         context = clip[:, -overlap:]  # the last `overlap` generated frames so far
-        chunk = sample(apply, at(clip.shape[1] - 1 - overlap), jax.random.fold_in(rng, k), context=context, **kwargs)
+        chunk = sample(apply, at(clip.shape[1] - 1 - overlap), _fold_in(rng, k), context=context, **kwargs)
         clip = jnp.concatenate([clip, chunk[:, 1 + overlap :]], axis=1)  # drop the reference and the repeated context
         k += 1
     clip = clip[:, : 1 + total_frames]
