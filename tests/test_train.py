@@ -86,6 +86,12 @@ def test_sigterm_then_resume_equals_uninterrupted(straight, tmp_path, monkeypatc
     assert second.start_step == first.step and second.step == 8 and not second.preempted
     assert losses(tmp_path) == losses(straight)  # metrics.jsonl of the resumed run = uninterrupted run
     assert {p.name for p in (straight / "samples" / "step_0000008").iterdir()} == {"sample_0.gif", "sample_1.gif", "strokes_0.gif", "strokes_1.gif"}
+    # the samples are scored in the same metrics row: PDP gap to the stroke clips, layering, refinement
+    row = read_metrics(straight / "metrics.jsonl")[-1]
+    assert row["step"] == 8 and np.isfinite(row["loss"])
+    for key in ("sample/pdp_to_strokes", "sample/layering", "sample/refinement", "sample/strokes_layering", "sample/strokes_refinement"):
+        assert np.isfinite(row[key]), key
+    assert row["sample/pdp_to_strokes"] > 0  # an 8-step model does not paint like the engine yet
     (sa, a), (sb, b) = final_state(straight), final_state(tmp_path)
     assert sa == sb == 8
     for x, y in zip(a, b):

@@ -281,3 +281,20 @@ def write_report(results: dict, out) -> dict:
     md += ["", "![PDP curves](pdp_curves.png)", "", "![scores](scores.png)", ""]
     (out / "report.md").write_text("\n".join(md))
     return report
+
+
+def training_sample_scores(generated: np.ndarray, strokes: np.ndarray, depth: np.ndarray | None, distance: Callable) -> dict:
+    """Scalars for a training run's periodic samples: generated processes [N, T, H, W, 3] against the
+    stroke engine's clips of the same images [N, T, H, W, 3] (both painting order, in [0, 1]), with
+    depth [N, H, W]: PDP gap to the strokes, and the layering / refinement of both (means over N)."""
+    rows = defaultdict(list)
+    for i in range(len(generated)):
+        ref = strokes[i, -1]
+        d = None if depth is None else depth[i]
+        gen_curve, ref_curve = pdp_lib.pdp_curve(generated[i], distance), pdp_lib.pdp_curve(strokes[i], distance)
+        rows["pdp_to_strokes"].append(pdp_lib.pdp_distance(gen_curve, ref_curve))
+        for prefix, frames in (("", generated[i]), ("strokes_", strokes[i])):
+            for k, v in process_scores.order_scores(frames, ref, d).items():
+                if k in ("layering", "refinement"):
+                    rows[prefix + k].append(v)
+    return {k: float(np.mean(v)) for k, v in rows.items()}

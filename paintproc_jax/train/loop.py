@@ -187,18 +187,24 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
                         jax.profiler.stop_trace()
                     acc = m if acc is None else acc.merge(m)
                     since += 1
+                    scalars = None
                     if step % t.log_every == 0 or step == total:
                         scalars = acc.compute()
                         seconds = time.perf_counter() - t0
                         scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
-                        writer.write_scalars(step, scalars)
                         last = scalars
-                        acc, since, t0 = None, 0, time.perf_counter()
+                        acc, since = None, 0
                     if step % t.ckpt_every == 0 or step == total:
                         _save(mngr, step, state, ema, pipe.iterator, c)
                         last_saved = step
                     if sampler is not None and step % t.sample_every == 0:
-                        writer.write_videos(step, sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step))
+                        videos, scores = sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step)
+                        writer.write_videos(step, videos)
+                        scalars = {**(scalars or {}), **scores}  # one metrics row per step
+                    if scalars is not None:
+                        writer.write_scalars(step, scalars)
+                    if since == 0:  # throughput counts training steps only, not logging or sampling
+                        t0 = time.perf_counter()
                 if stop.requested and last_saved != step:
                     _save(mngr, step, state, ema, pipe.iterator, c)
             try:
@@ -226,8 +232,10 @@ def _save(mngr, step, state, ema, iterator, c) -> None:
 
 
 class _Sampler:
-    """Periodic samples from fixed held-out images with the EMA parameters: {name: [T, H, W, 3] in [0, 1]},
-    the generated process (painting order) beside the stroke engine's clip of the same image."""
+    """Periodic samples from fixed held-out images with the EMA parameters: videos {name: [T, H, W, 3]
+    in [0, 1]}, the generated process (painting order) beside the stroke engine's clip of the same
+    image, and scores {sample/pdp_to_strokes, sample/layering, sample/refinement, sample/strokes_*}
+    that show whether the model paints like the engine (see `metrics.evaluate.training_sample_scores`)."""
 
     def __init__(self, c, mesh, model_def, rest):
         from paintproc_jax.diffusion import sample, sampler_kwargs, to_forward
@@ -235,12 +243,13 @@ class _Sampler:
 
         clips = _sample_batch(c, mesh)
         _, self.cond = split_clip(clips)
-        reference = to_forward(clips["clip"])
+        reference, depth = to_forward(clips["clip"]), self.cond.get("depth")
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
-            reference = multihost_utils.process_allgather(reference, tiled=True)
+            reference, depth = multihost_utils.process_allgather((reference, depth), tiled=True)
         self.reference = np.asarray(reference)[: c.train.sample_count]
+        self.depth = None if depth is None else np.asarray(depth)[: c.train.sample_count]
         self.count, self.seed = c.train.sample_count, c.train.seed
         s = c.sample
         kw = dict(frames=c.model.frames, sampler=s.sampler, steps=s.steps, guidance=s.guidance.to_dict(), forward=True,
@@ -251,13 +260,18 @@ class _Sampler:
 
         self._run = jax.jit(run)
 
-    def __call__(self, params, step: int) -> dict:
+    def __call__(self, params, step: int) -> tuple[dict, dict]:
         from jax.experimental import multihost_utils
+
+        from paintproc_jax.metrics.evaluate import training_sample_scores
+        from paintproc_jax.metrics.lpips import get_lpips
 
         out = self._run(params, self.cond, jax.random.key(self.seed))  # same noise every time
         out = np.asarray(multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else out)
+        generated = np.clip((out[: self.count] + 1) / 2, 0, 1)
         videos = {}
         for i in range(self.count):
-            videos[f"sample_{i}"] = np.clip((out[i] + 1) / 2, 0, 1)
+            videos[f"sample_{i}"] = generated[i]
             videos[f"strokes_{i}"] = self.reference[i]
-        return videos
+        scores = training_sample_scores(generated, self.reference, self.depth, get_lpips("alex"))
+        return videos, {f"sample/{k}": v for k, v in scores.items()}
