@@ -254,3 +254,28 @@ def test_eval_tool_errors_are_one_line(tmp_path, capsys):
     assert eval_tool.main(["--processes", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--baselines",
                            "--baseline_names", "sideways"]) == 2
     assert "unknown baselines" in capsys.readouterr().err
+
+
+def test_eval_tool_dino_and_clip_similarity_from_hub_folders(tmp_path):
+    """--dino/--clip read checkpoints in the Hub's folder format (here: tiny random models saved by transformers)."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import eval as eval_tool
+
+    dino = transformers.Dinov2Model(transformers.Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                              intermediate_size=64, image_size=28, patch_size=14))
+    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        projection_dim=16))
+    dino.save_pretrained(tmp_path / "dino")
+    clip.save_pretrained(tmp_path / "clip")
+    image, depth, _ = _scene(64)
+    _write_method(tmp_path / "runs", "far_first", {"img": (image, depth)}, _reveal, "oil")
+    out = tmp_path / "report"
+    assert eval_tool.main(["--processes", str(tmp_path / "runs"), "--out", str(out), "--size", "64", "--quiet",
+                           "--dino", str(tmp_path / "dino"), "--clip", str(tmp_path / "clip")]) == 0
+    m = json.loads((out / "report.json").read_text())["far_first"]
+    # the finished frame is the reference: cosine similarity 1; earlier frames are less similar
+    assert m["dino_final"] == pytest.approx(1.0, abs=1e-5) and m["clip_final"] == pytest.approx(1.0, abs=1e-5)
+    assert m["dino_frames"] < 1.0 and m["clip_frames"] < 1.0
+    assert "pdp" not in m  # no stroke engine here, so no PDP reference
