@@ -1,4 +1,4 @@
-"""`paintproc` command line: paint, fit and render with the stroke engine.
+"""`paintproc` command line: paint (stroke engine, or a trained diffusion checkpoint), fit and render.
 
 Every user-input problem ends in one line `paintproc: error: ...` and exit status 2 (never a
 traceback); outputs are staged and renamed into place, so an interrupted run leaves no
@@ -21,7 +21,11 @@ from paintproc_jax.errors import PaintprocError
 from paintproc_jax.program import MEDIA
 from paintproc_jax.strokes.plan import ORDER_POLICIES
 
-LIMITS = {"strokes": (1, 100_000), "size": (16, 4096), "frames": (3, 2000), "fit_steps": (0, 100_000), "seed": (0, 2**63 - 1)}
+LIMITS = {"strokes": (1, 100_000), "size": (16, 4096), "frames": (3, 2000), "fit_steps": (0, 100_000), "seed": (0, 2**63 - 1),
+          "steps": (1, 10_000)}
+ENGINES = ("strokes", "diffusion")
+PAINT_SIZE, PAINT_FRAMES = 384, 48  # stroke-engine defaults of `paint`
+STROKE_ONLY = ("strokes", "order", "fit_steps", "layers", "levels")  # `paint` options the diffusion engine refuses
 
 
 def _bounded(name: str):
@@ -49,12 +53,14 @@ def _fps(text: str) -> float:
     return value
 
 
-def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None, size_default: int | None):
+def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None, size_default: int | None, paint: bool = False):
     p.add_argument("input", metavar="IMAGE|DIR", help="an image file, or a folder of images (recursive)")
     p.add_argument("--strokes", type=_bounded("strokes"), default=strokes_default, required=strokes_default is None,
                    help="stroke budget per image (default: %(default)s)")
-    p.add_argument("--size", type=_bounded("size"), default=size_default, required=size_default is None,
-                   help="longer side in pixels; aspect ratio kept (default: %(default)s)")
+    p.add_argument("--size", type=_bounded("size"), default=size_default, required=size_default is None and not paint,
+                   help="longer side in pixels; aspect ratio kept " + (
+                       f"(default: {PAINT_SIZE}; diffusion: the model's resolution, another size resizes its frames)" if paint
+                       else "(default: %(default)s)"))
     p.add_argument("--medium", choices=MEDIA, default="oil", help="brush family (default: %(default)s)")
     p.add_argument("--order", choices=tuple(ORDER_POLICIES), default="layer-major",
                    help="painting order: layer-major = far to near, coarse to fine within a layer; "
@@ -76,10 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("paint", help="the whole painting process: video, PNG frames, strokes JSON/SVG, contact sheet")
-    _add_engine_args(p, strokes_default=1000, size_default=384)
-    p.add_argument("--frames", type=_bounded("frames"), default=48, help="frames in the video (default: %(default)s)")
+    _add_engine_args(p, strokes_default=1000, size_default=None, paint=True)
+    p.add_argument("--frames", type=_bounded("frames"), default=None,
+                   help=f"frames in the video (default: {PAINT_FRAMES}; diffusion: the checkpoint's clip length, "
+                        "more = a longer process sampled clip by clip)")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="strokes: fit and render brush strokes; diffusion: sample a trained model (needs --checkpoint) "
+                        "(default: diffusion when --checkpoint is given, else strokes)")
+    p.add_argument("--checkpoint", metavar="DIR", help="diffusion: a training workdir, its checkpoints/ folder or a step folder")
+    p.add_argument("--step", type=_bounded("seed"), help="diffusion: checkpoint step (default: the latest)")
+    p.add_argument("--sampler", help="diffusion: euler, heun or ddim (default: the checkpoint's sample.sampler)")
+    p.add_argument("--steps", type=_bounded("steps"), help="diffusion: sampling steps (default: the checkpoint's sample.steps)")
     p.add_argument("--fps", type=_fps, default=12.0, help="video frame rate (default: %(default)s)")
     p.add_argument("--no-mp4", action="store_true", help="skip the MP4 even when imageio-ffmpeg is installed")
+    p.set_defaults(stroke_defaults={k: p.get_default(k) for k in STROKE_ONLY})  # to tell given stroke options
 
     p = sub.add_parser("fit", help="fit strokes only; writes <image stem>.json per image (a folder is one batch)")
     _add_engine_args(p, strokes_default=None, size_default=None)
@@ -167,25 +183,34 @@ def _load_all(args, paths):
 
 def _stems(paths: list[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, str]:
     """Output names per image: the stem, or (when stems collide) the relative path with its
-    extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output."""
-    counts = defaultdict(int)
-    for p in paths:
-        counts[p.stem] += 1
-    out = {}
-    for p in paths:
-        if counts[p.stem] == 1 or not root.is_dir():
-            out[p] = p.stem
-        else:
-            rel = p.relative_to(root)
-            out[p] = str(rel.with_suffix("")).replace(os.sep, "__") + "_" + rel.suffix.lstrip(".").lower()
-    return out
+    extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output (one rule for
+    both engines and tools/sample.py)."""
+    from paintproc_jax.sampling import output_names
+
+    return output_names(paths, root)
+
+
+def _paint_engine(args) -> str:
+    """`--engine`, defaulted from `--checkpoint`, with contradicting options refused."""
+    engine = args.engine or ("diffusion" if args.checkpoint else "strokes")
+    if engine == "diffusion" and not args.checkpoint:
+        raise PaintprocError("--engine diffusion needs --checkpoint DIR (a training workdir, its checkpoints/ folder or a step folder)")
+    if engine == "strokes":
+        given = [f"--{name}" for name in ("checkpoint", "step", "sampler", "steps") if getattr(args, name) is not None]
+        if given:
+            raise PaintprocError(f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to --engine diffusion, not strokes")
+    return engine
 
 
 def cmd_paint(args) -> int:
+    if _paint_engine(args) == "diffusion":
+        return _paint_diffusion(args)
     from paintproc_jax.io import list_images, save_program, save_svg
     from paintproc_jax.io.process_dir import write_process_dir
     from paintproc_jax.strokes.engine import paint
 
+    args.size = PAINT_SIZE if args.size is None else args.size
+    args.frames = PAINT_FRAMES if args.frames is None else args.frames
     config = _engine_config(args)
     paths = list_images(args.input)
     loaded, failed = _load_all(args, paths)
@@ -214,6 +239,56 @@ def cmd_paint(args) -> int:
         psnr = f", strokes fit {meta['fit_psnr_db']:.2f} dB" if meta["fit_psnr_db"] is not None else ""
         print(f"{path} -> {target}/: {', '.join(written)} [{elapsed:.1f}s{psnr}]")
     return _summary(len(loaded), failed)
+
+
+def _paint_diffusion(args) -> int:
+    """`paint --checkpoint DIR`: the process sampled from a trained model (`paintproc_jax.sampling`);
+    the same output folder as the stroke engine, less strokes.json/svg."""
+    from paintproc_jax import sampling
+    from paintproc_jax.io import list_images
+
+    given = [f"--{k.replace('_', '-')}" for k, default in args.stroke_defaults.items() if getattr(args, k) != default]
+    if given:
+        raise PaintprocError(f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to the stroke engine; "
+                             "the diffusion engine's layers, resolution and process come from the checkpoint")
+    paths = list_images(args.input)
+    root = pathlib.Path(args.input)
+    single = not root.is_dir()
+    if args.depth and not single:
+        raise PaintprocError("--depth names one file; for a folder put <stem>.depth.npy/png beside each image")
+    painter = sampling.load_painter(args.checkpoint, args.step)
+    settings = painter.settings(medium=args.medium, sampler=args.sampler, steps=args.steps, frames=args.frames)
+    if settings["medium"] not in painter.media:
+        print(f"paintproc: warning: the checkpoint was trained on {', '.join(painter.media)}; medium "
+              f"{settings['medium']!r} is new to it", file=sys.stderr)
+    if settings["frames"] > painter.frames + 1 and not painter.config.diffusion.get("context_prob", 0):
+        print(f"paintproc: warning: --frames {settings['frames']} is longer than the checkpoint's {painter.frames + 1}-frame "
+              "clips and it was not trained with context frames (diffusion.context_prob=0): the clips may not join up",
+              file=sys.stderr)
+    loader = sampling.InputLoader(painter.config, "auto", far_is_high=args.depth_far_is_high)
+    jobs = sampling.jobs_from_paths(paths, root, depth_file=args.depth)
+    out_root = pathlib.Path(args.out)
+    failed = []
+
+    def on_error(job, err):
+        if single:
+            raise err
+        print(f"paintproc: warning: skipping {job.source}: {err}", file=sys.stderr)
+        failed.append(job)
+
+    done = 0
+    batch = -(-8 // painter.num_devices) * painter.num_devices
+    for results in sampling.paint_jobs(painter, jobs, seed=args.seed, batch_size=batch, loader=loader, settings=settings,
+                                       out_size=args.size, on_error=on_error):
+        for r in results:
+            target = out_root if single else out_root / r.job.name
+            r.meta["size"] = max(r.frames.shape[1:3])
+            written = sampling.write_result(target, r, fps=args.fps, mp4=not args.no_mp4)
+            print(f"{r.job.source} -> {target}/: {', '.join(written)} [{r.seconds:.1f}s, {settings['sampler']} x {settings['steps']} steps]")
+            done += 1
+    if not done:
+        raise PaintprocError(f"no usable images in {args.input}")
+    return _summary(done, failed)
 
 
 def cmd_fit(args) -> int:
