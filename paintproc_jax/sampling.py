@@ -28,6 +28,7 @@ Shared by `tools/sample.py` (datasets/folders, batched, resumable) and `paintpro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import pathlib
 import re
@@ -138,6 +139,8 @@ def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painte
     `step` None = the latest. PaintprocError for a missing folder, no checkpoints, an unreadable one."""
     from paintproc_jax.models import create_model
 
+    if jax.process_count() > 1:
+        raise PaintprocError("offline sampling runs in one process (all of its local devices); start it on one host")
     ckpt_dir, step = resolve_checkpoint(checkpoint, step)
     step_dir = ckpt_dir / str(step)
     config = _read_config(step_dir)
@@ -376,11 +379,12 @@ class Painter:
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One image to paint: `name` (output folder, and the key), `source` (for messages/metadata),
-    and `item` (a data-source item: {"key", "bytes" | "image", optional "depth_path"/"depth"})."""
+    and `read()` -> its data-source item {"key", "path" | "bytes" | "image", optional "depth_path"/"depth"}
+    (read when painted, not kept)."""
 
     name: str
     source: str
-    item: dict
+    read: Callable[[], dict]
 
 
 def output_names(paths: Sequence[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, str]:
@@ -410,35 +414,10 @@ def jobs_from_source(spec: str, *, tfds_data_dir: str = "") -> list[Job]:
     if isinstance(source, FolderSource):
         paths = [pathlib.Path(p) for p in source.paths]
         names = output_names(paths, source.root)
-        return [Job(names[p], str(p), _LazyItem(source, i)) for i, p in enumerate(paths)]
+        return [Job(names[p], str(p), functools.partial(source.__getitem__, i)) for i, p in enumerate(paths)]
     if spec.startswith("programs:"):
         raise PaintprocError(f"{spec}: sampling needs images (a folder or tfds:NAME/SPLIT), not a program dataset")
-    return [Job(f"{i:06d}", f"{spec}[{i}]", _LazyItem(source, i)) for i in range(len(source))]
-
-
-class _LazyItem(dict):
-    """A source item read on first access (so listing a big dataset reads nothing)."""
-
-    def __init__(self, source, index: int):
-        super().__init__()
-        self._source, self._index, self._loaded = source, index, False
-
-    def _load(self):
-        if not self._loaded:
-            self.update(self._source[self._index])
-            self._loaded = True
-
-    def __getitem__(self, k):
-        self._load()
-        return super().__getitem__(k)
-
-    def __contains__(self, k):
-        self._load()
-        return super().__contains__(k)
-
-    def get(self, k, default=None):
-        self._load()
-        return super().get(k, default)
+    return [Job(f"{i:06d}", f"{spec}[{i}]", functools.partial(source.__getitem__, i)) for i in range(len(source))]
 
 
 def jobs_from_paths(paths: Sequence[pathlib.Path], root: pathlib.Path, depth_file=None) -> list[Job]:
@@ -452,7 +431,7 @@ def jobs_from_paths(paths: Sequence[pathlib.Path], root: pathlib.Path, depth_fil
         d = depth_file or sidecar_depth_path(p)
         if d is not None:
             item["depth_path"] = str(d)
-        jobs.append(Job(names[p], str(p), item))
+        jobs.append(Job(names[p], str(p), functools.partial(dict, item)))
     return jobs
 
 
@@ -517,7 +496,7 @@ class InputLoader:
     def __call__(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
         from paintproc_jax.depth import estimate_depth, normalize_depth
 
-        item = job.item
+        item = job.read()
         image = self.image(item)
         if self.depth != "estimator":
             if "depth_path" in item:

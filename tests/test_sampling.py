@@ -51,12 +51,13 @@ def painter(workdir):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    """Three small images: the two bundled photos (square, 4:3) and a 40x60 one."""
+    """Three small images: the two bundled photos (square, 4:3) and a 40x60 one with a depth sidecar."""
     d = tmp_path_factory.mktemp("images")
     for p in ASSETS.glob("*.jpg"):
         Image.open(p).resize((96, 96 * Image.open(p).height // Image.open(p).width)).save(d / p.name)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(d / "noise.png")
+    np.save(d / "noise.depth.npy", np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(20, 30))
     return d
 
 
@@ -161,6 +162,7 @@ def test_sample_tool_writes_process_folders_and_resumes(sample_tool, workdir, im
         assert meta["name"] == e["name"] and meta["source"].endswith(e["name"] + (".png" if e["name"] == "noise" else ".jpg"))
         assert meta["fit"] == "stretch" and meta["frames"] == 6 and set(meta["guidance"]) == {"ref", "depth", "medium"}
         assert len(list((d / "frames").glob("frame_*.png"))) == 6
+        assert e["depth"] == (str(images / "noise.depth.npy") if e["name"] == "noise" else "builtin estimator")
     stamp = (out / "coffee" / "process.json").stat().st_mtime_ns
     code, stdout, err = run_main(sample_tool.main, argv)
     assert code == 0, err
