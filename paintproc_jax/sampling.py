@@ -369,6 +369,7 @@ class Painter:
             "engine": "diffusion", "checkpoint": self.checkpoint, "step": self.step, "params": self.params_from,
             "medium": settings["medium"], "sampler": settings["sampler"], "steps": settings["steps"],
             "guidance": settings["guidance"], "fit": FIT, "model_size": self.size,
+            "final_frame": "reference",  # the last frame is the input (the model's own last frame is the one before)
             "config": self.config.get("model_size", None),
         }
 

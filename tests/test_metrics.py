@@ -279,3 +279,15 @@ def test_eval_tool_dino_and_clip_similarity_from_hub_folders(tmp_path):
     assert m["dino_final"] == pytest.approx(1.0, abs=1e-5) and m["clip_final"] == pytest.approx(1.0, abs=1e-5)
     assert m["dino_frames"] < 1.0 and m["clip_frames"] < 1.0
     assert "pdp" not in m  # no stroke engine here, so no PDP reference
+
+
+def test_final_fidelity_of_a_sample_is_measured_on_its_own_last_frame(lpips, photo):
+    """A diffusion sample's last frame is the input copied in; fidelity looks at the frame before it."""
+    from paintproc_jax.metrics.evaluate import Scorer
+
+    frames = baselines.crossfade(photo, 6)
+    scorer = Scorer(distance=lpips)
+    own, _ = scorer.score(frames, photo, None)
+    sample, _ = scorer.score(frames, photo, None, final_is_reference=True)
+    assert own["lpips_final"] < 1e-6 < sample["lpips_final"]
+    assert sample["psnr_final"] < own["psnr_final"]

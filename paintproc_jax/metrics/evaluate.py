@@ -60,15 +60,17 @@ class Scorer:
     embedders: dict = dataclasses.field(default_factory=dict)
     embed_frames: int = 8  # frames per process for the DINO/CLIP frame similarity
 
-    def score(self, frames: np.ndarray, reference: np.ndarray, depth: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    def score(self, frames: np.ndarray, reference: np.ndarray, depth: np.ndarray | None, *,
+              final_is_reference: bool = False) -> tuple[dict, np.ndarray]:
         """(metrics, PDP curve [GRID]) of frames [T, H, W, 3] (painting order) against the reference
-        [H, W, 3] and depth [H, W]."""
+        [H, W, 3] and depth [H, W]. `final_is_reference`: the last frame is the input copied in (a
+        diffusion sample), so final fidelity is measured on the frame before it, the model's own."""
         values = pdp_lib.pdp_values(frames, self.distance)
         curve = pdp_lib.resample(values)
         m = {"pdp_auc": pdp_lib.pdp_auc(curve), "pdp_monotonicity": process_scores.pdp_monotonicity(values)}
         m.update({k: v for k, v in process_scores.order_scores(frames, reference, depth).items() if k != "regions"})
         m.update(process_scores.temporal_scores(frames, self.distance))
-        m.update(process_scores.final_scores(frames[-1], reference, self.distance))
+        m.update(process_scores.final_scores(frames[-2] if final_is_reference else frames[-1], reference, self.distance))
         for name, embed in self.embedders.items():
             idx = np.unique(np.round(np.linspace(0, len(frames) - 1, self.embed_frames)).astype(int))
             e = np.asarray(embed(np.concatenate([frames[idx], reference[None]])))
@@ -176,7 +178,7 @@ def evaluate_folder(processes: dict[str, dict[str, pathlib.Path]], scorer: Score
         for image, proc in per.items():
             ref = refs[image]
             frames = np.stack([_resize(f, ref.shape[:2]) for f in proc.frames])
-            m, curve = scorer.score(frames, ref, depths[image])
+            m, curve = scorer.score(frames, ref, depths[image], final_is_reference=proc.meta.get("final_frame") == "reference")
             per_image[method][image] = m
             curves[method][image] = curve
             media[method][image] = str(proc.meta.get("medium", "unknown"))
