@@ -29,7 +29,7 @@ EstimatorFactory = Callable[..., DepthEstimator]
 _REGISTRY: dict[str, EstimatorFactory] = {}
 # Modules that register estimators on import; imported lazily so `get_estimator` works even when
 # only `base` was imported (and without an import cycle).
-_BUILTIN_MODULES = ("paintproc_jax.depth.builtin",)
+_BUILTIN_MODULES = ("paintproc_jax.depth.builtin", "paintproc_jax.depth.learned")
 
 
 def register_estimator(name: str, factory: EstimatorFactory) -> EstimatorFactory:
