@@ -8,6 +8,7 @@ half-written file under a final name.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import pathlib
@@ -73,6 +74,9 @@ def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None,
     p.add_argument("--depth", metavar="FILE", help="depth map for the image (.npy, 8/16-bit PNG); 1 = nearest")
     p.add_argument("--depth-far-is-high", action="store_true",
                    help="the depth file holds distances (larger = farther) rather than nearness")
+    p.add_argument("--depth-model", metavar="DIR",
+                   help="estimate depth with this Depth Anything checkpoint (tools/convert_weights.py output or a "
+                        "transformers folder) instead of the built-in estimator (a depth file or sidecar still wins)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -100,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit strokes only; writes <image stem>.json per image (a folder is one batch)")
     _add_engine_args(p, strokes_default=None, size_default=None)
     p.add_argument("--batch", type=int, default=8, help="images fitted together (default: %(default)s)")
+
+    p = sub.add_parser("depth", help="depth map of an image: FILE.npy (float32, 1 = nearest) or FILE.png (a picture)")
+    p.add_argument("input", metavar="IMAGE")
+    p.add_argument("--depth-model", metavar="DIR",
+                   help="Depth Anything checkpoint folder (default: the built-in weight-free estimator)")
+    p.add_argument("--size", type=_bounded("size"), help="longer side in pixels (default: the image's own size)")
+    p.add_argument("--out", required=True, metavar="FILE.npy|FILE.png")
 
     p = sub.add_parser("render", help="final composite of a strokes JSON (no reveal stage), at any resolution")
     p.add_argument("strokes_json", metavar="STROKES.json")
@@ -155,7 +166,17 @@ def _depth_for(args, image_path: pathlib.Path, image: np.ndarray) -> tuple[np.nd
     sidecar = sidecar_depth_path(image_path)
     if sidecar is not None:
         return estimate_depth(image, sidecar, far_is_high=args.depth_far_is_high), str(sidecar)
+    if args.depth_model:
+        return estimate_depth(image, estimator=_learned_estimator(args.depth_model)), f"depth-anything {args.depth_model}"
     return estimate_depth(image), "builtin estimator"
+
+
+@functools.cache
+def _learned_estimator(model_dir: str):
+    """The Depth Anything estimator of `model_dir`, loaded once per run."""
+    from paintproc_jax.depth import get_estimator
+
+    return get_estimator("depth-anything", model_dir=model_dir)
 
 
 def _load_all(args, paths):
@@ -265,7 +286,7 @@ def _paint_diffusion(args) -> int:
         print(f"paintproc: warning: --frames {settings['frames']} is longer than the checkpoint's {painter.frames + 1}-frame "
               "clips and it was not trained with context frames (diffusion.context_prob=0): the clips may not join up",
               file=sys.stderr)
-    loader = sampling.InputLoader(painter.config, "auto", far_is_high=args.depth_far_is_high)
+    loader = sampling.InputLoader(painter.config, "auto", far_is_high=args.depth_far_is_high, depth_model=args.depth_model)
     jobs = sampling.jobs_from_paths(paths, root, depth_file=args.depth)
     out_root = pathlib.Path(args.out)
     failed = []
@@ -323,6 +344,34 @@ def cmd_fit(args) -> int:
     return _summary(len(loaded), failed)
 
 
+def cmd_depth(args) -> int:
+    """`paintproc depth IMAGE --out FILE.npy|.png`: the depth protocol's map (1 = nearest) of one image."""
+    from paintproc_jax.depth import estimate_depth
+    from paintproc_jax.io import load_image, save_png
+    from paintproc_jax.io.atomic import atomic_path
+
+    out = pathlib.Path(args.out)
+    if out.suffix.lower() not in (".npy", ".png"):
+        raise PaintprocError(f"--out must name a .npy (the map) or .png (a picture of it) file, got {out}")
+    if pathlib.Path(args.input).is_dir():
+        raise PaintprocError(f"{args.input} is a folder; paintproc depth takes one image")
+    image = load_image(args.input, args.size)
+    estimator = _learned_estimator(args.depth_model) if args.depth_model else "builtin"
+    t0 = time.perf_counter()
+    depth = estimate_depth(image, estimator=estimator)
+    elapsed = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, depth.astype(np.float32))
+    else:
+        save_png(out, depth)
+    source = f"depth-anything {args.depth_model}" if args.depth_model else "builtin estimator"
+    print(f"{args.input} -> {out} ({depth.shape[1]}x{depth.shape[0]}, {source}, {elapsed:.1f}s; 1 = nearest)")
+    return 0
+
+
 def cmd_render(args) -> int:
     from paintproc_jax.io import load_program, save_png
     from paintproc_jax.strokes.raster import render_program
@@ -351,7 +400,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         _setup_jax()
-        return {"paint": cmd_paint, "fit": cmd_fit, "render": cmd_render}[args.command](args)
+        return {"paint": cmd_paint, "fit": cmd_fit, "depth": cmd_depth, "render": cmd_render}[args.command](args)
     except PaintprocError as err:
         print(f"paintproc: error: {err}", file=sys.stderr)
         return 2

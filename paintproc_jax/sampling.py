@@ -442,7 +442,8 @@ class InputLoader:
     "sidecar" = the file or an error; "estimator" = always the estimator. Images are decoded at no
     more than `max_side` pixels (a JPEG at a reduced DCT scale)."""
 
-    def __init__(self, config: ml_collections.ConfigDict, depth: str = "auto", *, far_is_high: bool = False):
+    def __init__(self, config: ml_collections.ConfigDict, depth: str = "auto", *, far_is_high: bool = False,
+                 depth_model: str | None = None):
         if depth not in DEPTH_MODES:
             raise PaintprocError(f"unknown depth mode {depth!r}; choose one of {', '.join(DEPTH_MODES)}")
         self.depth, self.far_is_high = depth, far_is_high
@@ -450,6 +451,10 @@ class InputLoader:
         self.max_side = 4 * self.size
         self._name = str(config.data.get("depth_estimator", "builtin"))
         self._kwargs = {"work_size": int(config.data.get("depth_work_size", 64))} if self._name == "builtin" else {}
+        if self._name != "builtin" and config.data.get("depth_model"):
+            self._kwargs = {"model_dir": str(config.data.depth_model)}
+        if depth_model:  # a learned estimator given for this run (`--depth-model`) wins over the checkpoint's
+            self._name, self._kwargs = "depth-anything", {"model_dir": str(depth_model)}
         self._estimator = None
 
     def estimator(self):

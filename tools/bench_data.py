@@ -68,7 +68,7 @@ def stages(args) -> dict[str, float]:
         t0 = time.perf_counter()
         image, _ = _load_without_depth(maker, source[i], rng)  # read + decode + crop + resize + flip
         t1 = time.perf_counter()
-        depth = estimate_depth(image, estimator=maker._get_estimator())
+        depth = estimate_depth(image, estimator=maker.get_estimator())
         t2 = time.perf_counter()
         cfg = plan_config(c, c.orders[0], MEDIA[0], rng.uniform(*c.stroke_scale), rng.uniform(*c.fill))
         program = plan_lib.plan_strokes(image.astype(np.float32) / 255.0, depth, cfg, seed=i)
@@ -94,12 +94,12 @@ def _load_without_depth(maker, item, rng):
     """`ExampleMaker.load` minus the depth estimate (timed on its own)."""
     item = dict(item)
     item.pop("depth_path", None)
-    saved = maker._get_estimator
-    maker._get_estimator = lambda: _NoDepth()
+    saved = maker.get_estimator
+    maker.get_estimator = lambda: _NoDepth()
     try:
         return maker.load(item, rng)
     finally:
-        maker._get_estimator = saved
+        maker.get_estimator = saved
 
 
 class _NoDepth:

@@ -50,7 +50,10 @@ def _parse(argv):
     ap.add_argument("--split", type=int, default=0)
     ap.add_argument("--num-splits", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--depth-work-size", type=int, default=128)
+    ap.add_argument("--depth-work-size", type=int, default=128, help="the builtin estimator's internal resolution")
+    ap.add_argument("--depth-model", default="", metavar="DIR",
+                    help="Depth Anything checkpoint folder (tools/convert_weights.py output or a transformers folder): "
+                         "depth for images without a sidecar/feature comes from it, batched and jitted on the accelerator")
     ap.add_argument("--tfds-data-dir", default="")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N items of the source (0 = all)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -73,6 +76,8 @@ def _data_config(args):
     c.source, c.size, c.strokes, c.layers, c.levels = args.images, args.size, args.strokes, args.layers, args.levels
     c.crop_scale, c.flip, c.depth_work_size, c.tfds_data_dir = (1.0, 1.0), False, args.depth_work_size, args.tfds_data_dir
     c.orders, c.media = (args.order,), (args.medium,)
+    if args.depth_model:
+        c.depth_estimator, c.depth_model, c.workers = "depth-anything", args.depth_model, 0
     return c
 
 
@@ -112,22 +117,29 @@ def _build_shard(indices, source, maker, args, plan_cfg, progress) -> tuple[list
     from paintproc_jax.strokes import plan as plan_lib
 
     records, skipped = [], []
+    learned = bool(args.depth_model)
     fit_cfg = fit_lib.FitConfig(steps=args.fit_steps, grow=1.0)
     hw = (args.size, args.size)
     for lo in range(0, len(indices), args.batch):
-        chunk, images, depths, programs, keys = indices[lo : lo + args.batch], [], [], [], []
+        chunk, images, depths, seeds, keys = indices[lo : lo + args.batch], [], [], [], []
         for i in chunk:
             item = source[int(i)]
             rng = np.random.default_rng([args.seed, int(i)])
             try:
-                image, depth = maker.load(item, rng)
+                image, depth = maker.load(item, rng, estimate=not learned)
             except BadItem as e:
                 skipped.append({"index": int(i), "key": item.get("key", str(i)), "reason": str(e)})
                 continue
             images.append(image)
             depths.append(depth)
             keys.append(item["key"])
-            programs.append(plan_lib.plan_strokes(image / 255.0, depth, plan_cfg, seed=int(rng.integers(2**31))))
+            seeds.append(int(rng.integers(2**31)))
+        if learned:  # one batched, jitted call for the chunk's images without a given depth
+            todo = [j for j, d in enumerate(depths) if d is None]
+            if todo:
+                for j, d in zip(todo, maker.get_estimator().batch([images[j].astype(np.float32) / 255.0 for j in todo])):
+                    depths[j] = np.asarray(d, np.float32)
+        programs = [plan_lib.plan_strokes(im / 255.0, d, plan_cfg, seed=s) for im, d, s in zip(images, depths, seeds)]
         mse = np.full(len(programs), np.nan)
         if programs and args.fit_steps > 0:
             fitted, mse = fit_lib.fit_programs(stack(programs), np.stack(images).astype(np.float32) / 255.0, fit_cfg)
@@ -185,6 +197,12 @@ def main(argv=None) -> int:
         print(f"make_dataset: error: {e}", file=sys.stderr)
         return 2
     maker = ExampleMaker(source, _data_config(args), local_batch=1)
+    if args.depth_model:
+        try:
+            maker.get_estimator()  # load the checkpoint now: a bad folder fails before any work
+        except PaintprocError as e:
+            print(f"make_dataset: error: {e}", file=sys.stderr)
+            return 2
     plan_cfg = _plan_config(args)
     total = min(len(source), args.limit) if args.limit else len(source)
     mine = list(range(args.split, total, args.num_splits))
@@ -199,6 +217,8 @@ def main(argv=None) -> int:
                  "medium": args.medium, "slots": True, "size_scale": 1.0},
         "fit": {"steps": args.fit_steps, "grow": 1.0},
         "seed": args.seed,
+        "depth": {"estimator": "depth-anything", "model": str(args.depth_model)} if args.depth_model
+        else {"estimator": "builtin", "work_size": args.depth_work_size},
         "versions": _versions(),
     }
     (out / SPLITS_DIR).mkdir(parents=True, exist_ok=True)

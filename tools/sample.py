@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"classifier-free guidance scale of the {name} condition (default: the checkpoint's sample.guidance.{name})")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=_positive_int, default=8,
                    help="images per sampling call; padded to a multiple of the device count (default: %(default)s)")
+    p.add_argument("--depth_model", metavar="DIR",
+                   help="Depth Anything checkpoint folder (tools/convert_weights.py output or a transformers folder) "
+                        "used instead of the checkpoint's depth estimator")
     p.add_argument("--depth", choices=DEPTH_MODES, default="auto",
                    help="auto: a <stem>.depth.npy/png sidecar when present, else the estimator; sidecar: require it; "
                         "estimator: always estimate (default: %(default)s)")
@@ -130,7 +133,7 @@ def run(args) -> int:
     if settings["medium"] not in painter.media:
         print(f"{PROG}: warning: the checkpoint was trained on {', '.join(painter.media)}; medium {settings['medium']!r} is new to it",
               file=sys.stderr)
-    loader = sampling.InputLoader(painter.config, args.depth)
+    loader = sampling.InputLoader(painter.config, args.depth, depth_model=args.depth_model)
     jobs = sampling.jobs_from_source(args.images, tfds_data_dir=args.tfds_data_dir)
     if args.limit:
         jobs = jobs[: args.limit]

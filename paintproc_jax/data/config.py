@@ -27,8 +27,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.depth_key = ""  # tfds feature holding a depth map ("" = none)
     # Depth: "auto" = dataset feature or sidecar file when there is one, else the estimator.
     c.depth = "auto"
-    c.depth_estimator = "builtin"
+    c.depth_estimator = "builtin"  # or "depth-anything" (a learned estimator; set depth_model)
     c.depth_work_size = 64  # the builtin estimator's internal resolution (depth is smooth: small is fine)
+    c.depth_model = ""  # checkpoint folder of a learned estimator (tools/convert_weights.py output or a transformers folder)
     # Clips.
     c.size = 128  # square crops, pixels
     c.frames = 16  # frames per clip, reference (frame 0) and blank canvas (last) included
@@ -74,6 +75,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
         fail(f"depth={c.depth!r}; choose one of {', '.join(DEPTH_MODES)}")
     if c.end_on not in END_ON:
         fail(f"end_on={c.end_on!r}; choose one of {', '.join(END_ON)}")
+    if c.depth_estimator == "depth-anything":
+        if not c.depth_model:
+            fail("depth_estimator='depth-anything' needs depth_model=DIR (a converted or transformers checkpoint folder)")
+        if c.workers > 0 and c.depth != "sidecar":
+            fail("a learned depth estimator runs jitted in the main process (on the accelerator), not in data workers: "
+                 "set workers=0, or precompute depth once with tools/make_dataset.py --depth-model DIR")
     if not 16 <= c.size <= 4096:
         fail(f"size={c.size} must be in [16, 4096] pixels")
     if c.frames < 3:

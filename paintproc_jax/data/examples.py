@@ -172,8 +172,9 @@ class ExampleMaker:
         program = plan_lib.plan_strokes(image.astype(np.float32) / 255.0, depth, cfg, seed=int(rng.integers(2**31)))
         return self._pack(image, depth, program, medium, ref_medium, order, rng)
 
-    def load(self, item: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Decode, crop, resize, flip; depth from the item or the estimator -> (uint8 [S,S,3], [S,S])."""
+    def load(self, item: dict, rng: np.random.Generator, *, estimate: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode, crop, resize, flip; depth from the item or the estimator -> (uint8 [S,S,3], [S,S]).
+        `estimate=False`: depth None when the item has none (the caller estimates a batch at once)."""
         c = self.c
         scale = rng.uniform(*c.crop_scale)
         flip = bool(c.flip) and rng.random() < 0.5
@@ -199,7 +200,9 @@ class ExampleMaker:
             image = image[:, ::-1]
             depth = None if depth is None else depth[:, ::-1]
         if depth is None:
-            depth = estimate_depth(image, estimator=self._get_estimator())
+            if not estimate:
+                return np.ascontiguousarray(image), None
+            depth = estimate_depth(image, estimator=self.get_estimator())
         return np.ascontiguousarray(image), np.ascontiguousarray(depth, np.float32)
 
     def _given_depth(self, item: dict, hw: tuple[int, int], key: str) -> np.ndarray | None:
@@ -220,9 +223,14 @@ class ExampleMaker:
             raise BadItem(f"{key}: no depth {mode} (data.depth={mode!r}; use 'auto' to fall back to the estimator)", "depth")
         return None
 
-    def _get_estimator(self):
+    def get_estimator(self):
+        """The configured depth estimator (built once per worker)."""
         if self._estimator is None:
-            kwargs = {"work_size": self.c.depth_work_size} if self.c.depth_estimator == "builtin" else {}
+            kwargs = {}
+            if self.c.depth_estimator == "builtin":
+                kwargs = {"work_size": self.c.depth_work_size}
+            elif self.c.depth_model:
+                kwargs = {"model_dir": self.c.depth_model}
             self._estimator = get_estimator(self.c.depth_estimator, **kwargs)
         return self._estimator
 
