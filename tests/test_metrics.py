@@ -291,3 +291,28 @@ def test_final_fidelity_of_a_sample_is_measured_on_its_own_last_frame(lpips, pho
     sample, _ = scorer.score(frames, photo, None, final_is_reference=True)
     assert own["lpips_final"] < 1e-6 < sample["lpips_final"]
     assert sample["psnr_final"] < own["psnr_final"]
+
+
+def test_converted_dino_and_clip_folders_embed_like_the_hub_folders(tmp_path):
+    """tools/convert_weights.py --model dinov2|clip writes folders the metrics load without torch."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import importlib.util
+
+    from paintproc_jax.metrics.similarity import clip_embedder, dino_embedder
+
+    spec = importlib.util.spec_from_file_location("convert_weights", ROOT / "tools" / "convert_weights.py")
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    transformers.Dinov2Model(transformers.Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                       intermediate_size=64, image_size=28, patch_size=14)).save_pretrained(tmp_path / "dino")
+    transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        projection_dim=16)).save_pretrained(tmp_path / "clip")
+    images = np.random.default_rng(0).random((3, 40, 48, 3)).astype(np.float32)
+    for model, embedder in (("dinov2", dino_embedder), ("clip", clip_embedder)):
+        src = tmp_path / ("dino" if model == "dinov2" else "clip")
+        out = tmp_path / f"{model}_converted"
+        assert convert.main(["--model", model, "--src", str(src), "--out", str(out)]) == 0
+        assert (out / "paintproc.json").exists()
+        np.testing.assert_allclose(embedder(str(out))(images), embedder(str(src))(images), atol=1e-6)

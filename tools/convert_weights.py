@@ -66,6 +66,7 @@ def convert(model: str, src, out) -> dict:
     from flax import nnx
 
     from paintproc_jax.models import depth_anything as da
+    from paintproc_jax.models.converted import save_converted
     from paintproc_jax.models.vit import build_module, read_checkpoint
 
     src, out = pathlib.Path(src).expanduser(), pathlib.Path(out).expanduser()
@@ -84,7 +85,7 @@ def convert(model: str, src, out) -> dict:
             raise PaintprocError(f"--src {src} is not a DINOv2 checkpoint (model_type {mt!r}, expected 'dinov2')")
         config = dinov2.config_from_hf(cfg)
         _, sd = read_checkpoint(src, "DINOv2")
-        pure, fmt = dinov2.dinov2_params_from_torch(sd, config), "paintproc-dinov2"
+        pure, fmt = dinov2.dinov2_params_from_torch(sd, config), dinov2.FORMAT
         build_module(lambda: dinov2.Dinov2(config, rngs=nnx.Rngs(0)), pure, "DINOv2")
     else:
         from paintproc_jax.models import clip_vision
@@ -94,9 +95,9 @@ def convert(model: str, src, out) -> dict:
                                  "'clip_vision_model')")
         config = clip_vision.config_from_hf(cfg)
         _, sd = read_checkpoint(src, "CLIP vision")
-        pure, fmt = clip_vision.clip_vision_params_from_torch(sd, config), "paintproc-clip-vision"
+        pure, fmt = clip_vision.clip_vision_params_from_torch(sd, config), clip_vision.FORMAT
         build_module(lambda: clip_vision.ClipVision(config, rngs=nnx.Rngs(0)), pure, "CLIP vision")
-    info = da.save_converted(pure, cfg, out, fmt=fmt)
+    info = save_converted(pure, cfg, out, fmt=fmt)
     return {"format": fmt, **info}
 
 

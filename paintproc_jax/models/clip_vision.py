@@ -24,6 +24,8 @@ from paintproc_jax.models.vit import (
     read_checkpoint, resize_center_crop,
 )
 
+FORMAT = "paintproc-clip-vision"  # converted-folder format (paintproc_jax/models/converted.py)
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -156,7 +158,14 @@ def clip_vision_from_torch(state_dict: Mapping[str, np.ndarray], config: ClipVis
 
 
 def load_clip_vision(path: str | pathlib.Path) -> ClipVision:
-    """CLIP image tower from a Hub folder (config.json + model.safetensors | pytorch_model.bin) or a weights file."""
+    """CLIP image tower from a Hub folder (config.json + model.safetensors | pytorch_model.bin), a weights
+    file, or a folder converted by tools/convert_weights.py."""
+    from paintproc_jax.models.converted import is_converted, read_converted
+
+    if is_converted(path):  # tools/convert_weights.py --model clip output
+        cfg, pure = read_converted(path, FORMAT)
+        config = config_from_hf(cfg)
+        return build_module(lambda: ClipVision(config, rngs=nnx.Rngs(0)), pure, "CLIP vision")
     cfg, sd = read_checkpoint(path, "CLIP vision")
     return clip_vision_from_torch(sd, config_from_hf(cfg))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -28,13 +27,13 @@ import numpy as np
 from flax import nnx
 
 from paintproc_jax.errors import PaintprocError
+from paintproc_jax.models.converted import is_converted, read_converted, read_json, save_converted  # noqa: F401 (API)
 from paintproc_jax.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD, Dinov2, Dinov2Config, dinov2_params_from_torch
 from paintproc_jax.models.dinov2 import _normalise_keys as _normalise_dinov2_keys
 from paintproc_jax.models.dinov2 import config_from_hf as dinov2_config_from_hf
 from paintproc_jax.models.vit import build_module, read_checkpoint
 
 FORMAT = "paintproc-depth-anything"
-FORMAT_VERSION = 1
 ARCHITECTURE = "DepthAnythingForDepthEstimation"
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -468,98 +467,6 @@ def depth_anything_from_torch(state_dict: Mapping[str, np.ndarray], config: Dept
     return build_depth_anything(config, depth_anything_params_from_torch(state_dict, config))
 
 
-# ----------------------------------------------------------------------------- our folder format
-
-
-def flatten_params(pure: Mapping) -> dict[str, np.ndarray]:
-    """Nested pure dict -> {'a/b/c': float32 array}."""
-    out = {}
-
-    def walk(node, prefix):
-        if isinstance(node, Mapping):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}/")
-        else:
-            out[prefix[:-1]] = np.ascontiguousarray(np.asarray(node, np.float32))
-
-    walk(pure, "")
-    return out
-
-
-def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict:
-    """{'a/0/c': array} -> nested pure dict (all-digit parts become int keys, as nnx.List indices)."""
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        parts = [int(p) if p.isdigit() else p for p in key.split("/")]
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
-def save_converted(model_or_params, hf_config: Mapping, out_dir, *, fmt: str = FORMAT) -> dict:
-    """Write `out_dir/{config.json, params.safetensors, paintproc.json}`; returns {'params', 'bytes', 'tensors'}.
-
-    `model_or_params` is an nnx.Module or its pure dict; `hf_config` the transformers config.json dict.
-    """
-    from safetensors.numpy import save_file
-
-    if isinstance(model_or_params, nnx.Module):
-        pure = nnx.to_pure_dict(nnx.state(model_or_params, nnx.Param))
-    else:
-        pure = model_or_params
-    flat = flatten_params(jax.tree.map(np.asarray, pure))
-    out = pathlib.Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise PaintprocError(f"output {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_file(flat, str(out / "params.safetensors"), metadata={"format": fmt})
-        (out / "config.json").write_text(json.dumps(dict(hf_config), indent=2, sort_keys=True) + "\n")
-        (out / "paintproc.json").write_text(json.dumps({"format": fmt, "version": FORMAT_VERSION}) + "\n")
-    except OSError as e:
-        raise PaintprocError(f"cannot write {out}: {' '.join(str(e).split())}") from None
-    return {"params": int(sum(v.size for v in flat.values())), "tensors": len(flat),
-            "bytes": int(sum(v.nbytes for v in flat.values()))}
-
-
-def _read_json(file: pathlib.Path, what: str) -> dict:
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise PaintprocError(f"{what}: cannot parse {file}: {' '.join(str(e).split())}") from None
-    if not isinstance(data, dict):
-        raise PaintprocError(f"{what}: {file} is not a JSON object")
-    return data
-
-
-def is_converted(path) -> bool:
-    """True for a folder in our converted format (has paintproc.json)."""
-    return (pathlib.Path(path).expanduser() / "paintproc.json").is_file()
-
-
-def read_converted(path, fmt: str = FORMAT) -> tuple[dict, dict]:
-    """(HF config dict, nested pure dict) of a converted folder written by `save_converted` with `fmt`."""
-    folder = pathlib.Path(path).expanduser()
-    marker = _read_json(folder / "paintproc.json", "converted checkpoint")
-    if marker.get("format") != fmt or marker.get("version") != FORMAT_VERSION:
-        raise PaintprocError(f"{folder} holds format {marker.get('format')!r} version {marker.get('version')!r}; "
-                             f"expected {fmt!r} version {FORMAT_VERSION}")
-    cfg_file, params_file = folder / "config.json", folder / "params.safetensors"
-    for f in (cfg_file, params_file):
-        if not f.is_file():
-            raise PaintprocError(f"converted checkpoint {folder}: missing {f.name}")
-    cfg = _read_json(cfg_file, "converted checkpoint")
-    from safetensors.numpy import load_file
-
-    try:
-        flat = load_file(str(params_file))
-    except Exception as e:  # noqa: BLE001 - corrupt / truncated file
-        raise PaintprocError(f"cannot read {params_file}: {' '.join(str(e).split())}") from None
-    return cfg, unflatten_params(flat)
-
-
 def load_depth_anything(path) -> DepthAnything:
     """Depth Anything from our converted folder or a transformers folder (config.json + model.safetensors
     | pytorch_model.bin, the latter needs torch) or a weights file with config.json beside it."""
@@ -570,9 +477,9 @@ def load_depth_anything(path) -> DepthAnything:
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise PaintprocError(f"Depth Anything: no config.json in {folder}")
-    config = config_from_hf(_read_json(cfg_file, "Depth Anything"))
+    config = config_from_hf(read_json(cfg_file, "Depth Anything"))
     if is_converted(folder) and (path.is_dir() or path.name == "params.safetensors"):
-        _, pure = read_converted(folder)
+        _, pure = read_converted(folder, FORMAT)
         return build_depth_anything(config, pure)
     _, sd = read_checkpoint(path, "Depth Anything")
     return depth_anything_from_torch(sd, config)

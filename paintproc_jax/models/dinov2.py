@@ -25,6 +25,8 @@ from paintproc_jax.models.vit import (
     read_checkpoint, resize_center_crop,
 )
 
+FORMAT = "paintproc-dinov2"  # converted-folder format (paintproc_jax/models/converted.py)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -202,10 +204,17 @@ def dinov2_from_torch(state_dict: Mapping[str, np.ndarray], config: Dinov2Config
 
 
 def load_dinov2(path: str | pathlib.Path, **overrides) -> Dinov2:
-    """DINOv2 from a Hub folder (config.json + model.safetensors | pytorch_model.bin) or a weights file.
+    """DINOv2 from a Hub folder (config.json + model.safetensors | pytorch_model.bin), a weights file,
+    or a folder converted by tools/convert_weights.py.
 
     `overrides` replace config fields (e.g. interpolate_offset=0.1).
     """
+    from paintproc_jax.models.converted import is_converted, read_converted
+
+    if is_converted(path):  # tools/convert_weights.py --model dinov2 output
+        cfg, pure = read_converted(path, FORMAT)
+        config = dataclasses.replace(config_from_hf(cfg), **overrides)
+        return build_module(lambda: Dinov2(config, rngs=nnx.Rngs(0)), pure, "DINOv2")
     cfg, sd = read_checkpoint(path, "DINOv2")
     config = dataclasses.replace(config_from_hf(cfg), **overrides)
     return dinov2_from_torch(sd, config)
