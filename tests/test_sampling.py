@@ -211,3 +211,31 @@ def test_sample_tool_bad_inputs_are_one_line_errors(sample_tool, workdir, tmp_pa
     code, _, err = run_main(sample_tool.main, ["--checkpoint", workdir, "--images", tmp_path / "none", "--out", tmp_path / "o"])
     assert_one_line_error(code, err, "sample")
     assert "does not exist" in err
+
+
+def test_sample_tool_reads_tfds_and_its_folders_feed_the_evaluation(sample_tool, workdir, tmp_path):
+    """tfds:NAME/SPLIT input, then tools/eval.py on the sampled process folders beside a baseline."""
+    from tiny_tfds import TinyImages
+
+    data_dir = tmp_path / "tfds"
+    TinyImages(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    out = tmp_path / "runs" / "tiny_model"
+    argv = ["--checkpoint", workdir, "--images", "tfds:tiny_images/train", "--tfds_data_dir", data_dir, "--limit", "2",
+            "--out", out, *STEPS, "--no_mp4", "--quiet"]
+    code, stdout, err = run_main(sample_tool.main, argv)
+    assert code == 0, err
+    index = json.loads((out / "index.json").read_text())
+    assert len(index) == 2
+    spec = importlib.util.spec_from_file_location("eval_tool", ROOT / "tools" / "eval.py")
+    eval_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_tool)
+    report_dir = tmp_path / "report"
+    code, stdout, err = run_main(eval_tool.main, ["--processes", tmp_path / "runs", "--out", report_dir, "--size", "32",
+                                                  "--baselines", "--baseline_names", "crossfade", "--pdp_reference", "crossfade",
+                                                  "--quiet"])
+    assert code == 0, err
+    report = json.loads((report_dir / "report.json").read_text())
+    assert set(report) == {"tiny_model", "crossfade"}
+    assert report["crossfade"]["pdp"] == 0.0 and report["tiny_model"]["pdp"] > 0
+    # a sample's last frame is its input: fidelity is judged on the model's own last frame
+    assert report["tiny_model"]["lpips_final"] > 0 and report["crossfade"]["lpips_final"] < 1e-6
