@@ -6,7 +6,7 @@
 
 Each image is resized as the transformers processor does (aspect kept, sides multiples of 14 near
 `input_size`, bicubic), the model's relative inverse depth is resized back to the image
-(bilinear) and min-max normalised per image. JAX/Flax are imported only when an estimator is
+(bilinear) and min-max normalised per image. Batches are split over the host's devices. JAX/Flax are imported only when an estimator is
 built, so importing this module (done by `paintproc_jax.depth` in data workers) stays cheap.
 """
 
@@ -46,8 +46,17 @@ class DepthAnythingEstimator:
         self.input_size, self.batch_size = input_size, batch_size
         model = da.load_depth_anything(model_dir)
         self.config = model.config
-        graphdef, self._state = nnx.split(model)
-        self._forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+        graphdef, state = nnx.split(model)
+        # batches split over this host's devices (parameters replicated): a data mesh, no pmap
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        devices = jax.local_devices()
+        mesh = Mesh(np.array(devices), ("data",))
+        self._devices = len(devices)
+        replicated, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+        self._state = jax.device_put(state, replicated)
+        self._forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x), in_shardings=(replicated, split),
+                                out_shardings=split)
 
     def __repr__(self) -> str:
         return f"DepthAnythingEstimator({self.model_dir!r}, input_size={self.input_size}, batch_size={self.batch_size})"
@@ -57,8 +66,10 @@ class DepthAnythingEstimator:
         return self._da.resize_output_size(height, width, self.input_size, self.config.patch_size)
 
     def _padded(self, n: int) -> int:
-        """Batch size compiled for `n` images: the next power of two, at most `batch_size`."""
-        return min(self.batch_size, 1 << max(n - 1, 0).bit_length())
+        """Batch size compiled for `n` images: the next power of two, at most `batch_size`, rounded up
+        to a multiple of the device count (few compiled shapes; every device gets rows)."""
+        size = min(self.batch_size, 1 << max(n - 1, 0).bit_length())
+        return -(-size // self._devices) * self._devices
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.batch([image])[0]
