@@ -29,27 +29,42 @@ PAINT_SIZE, PAINT_FRAMES = 384, 48  # stroke-engine defaults of `paint`
 STROKE_ONLY = ("strokes", "order", "fit_steps", "layers", "levels")  # `paint` options the diffusion engine refuses
 
 
-def _bounded(name: str):
-    lo, hi = LIMITS[name]
+def whole_number(lo: int, hi: int | None = None):
+    """argparse type: an int in [lo, hi] (no upper bound when hi is None), else a one-line reason."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not lo <= value <= hi:
+        if hi is None and value < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
+        if hi is not None and not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
         return value
 
     return parse
 
 
-def _fps(text: str) -> float:
+def _bounded(name: str):
+    return whole_number(*LIMITS[name])
+
+
+def finite_number(text: str) -> float:
+    """argparse type: a finite float."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 120):
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def frame_rate(text: str) -> float:
+    """argparse type: a frame rate in (0, 120]."""
+    value = finite_number(text)
+    if not 0 < value <= 120:
         raise argparse.ArgumentTypeError(f"must be a frame rate in (0, 120], got {text}")
     return value
 
@@ -97,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=_bounded("seed"), help="diffusion: checkpoint step (default: the latest)")
     p.add_argument("--sampler", help="diffusion: euler, heun or ddim (default: the checkpoint's sample.sampler)")
     p.add_argument("--steps", type=_bounded("steps"), help="diffusion: sampling steps (default: the checkpoint's sample.steps)")
-    p.add_argument("--fps", type=_fps, default=12.0, help="video frame rate (default: %(default)s)")
+    p.add_argument("--fps", type=frame_rate, default=12.0, help="video frame rate (default: %(default)s)")
     p.add_argument("--no-mp4", action="store_true", help="skip the MP4 even when imageio-ffmpeg is installed")
     p.set_defaults(stroke_defaults={k: p.get_default(k) for k in STROKE_ONLY})  # to tell given stroke options
 

@@ -13,7 +13,6 @@ config first; errors are one line, exit status 2. `load_depth_anything(out)` rea
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
@@ -43,13 +42,9 @@ def _read_config(src: pathlib.Path) -> dict:
     cfg_file = src / "config.json"
     if not cfg_file.is_file():
         raise PaintprocError(f"--src {src} has no config.json")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, ValueError) as e:
-        raise PaintprocError(f"cannot parse {cfg_file}: {' '.join(str(e).split())}") from None
-    if not isinstance(cfg, dict):
-        raise PaintprocError(f"{cfg_file} is not a JSON object")
-    return cfg
+    from paintproc_jax.models.converted import read_json
+
+    return read_json(cfg_file, f"--src {src}")
 
 
 def _check_out(src: pathlib.Path, out: pathlib.Path) -> None:

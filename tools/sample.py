@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import sys
 import time
@@ -25,62 +24,27 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 PROG = "sample"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
-
-
-def _fps(text: str) -> float:
-    value = _finite(text)
-    if not 0 < value <= 120:
-        raise argparse.ArgumentTypeError(f"must be a frame rate in (0, 120], got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from paintproc_jax.cli import finite_number, frame_rate, whole_number
     from paintproc_jax.program import MEDIA
     from paintproc_jax.sampling import DEPTH_MODES, SAMPLER_NAMES
 
+    positive, nonneg = whole_number(1), whole_number(0)
     p = argparse.ArgumentParser(prog=PROG, description="Sample painting processes from a trained checkpoint.")
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="training workdir, its checkpoints/ folder, or a step folder")
     p.add_argument("--images", required=True, metavar="FOLDER|tfds:NAME/SPLIT", help="images to paint (a folder is searched recursively)")
     p.add_argument("--tfds_data_dir", "--tfds-data-dir", dest="tfds_data_dir", default="", metavar="DIR",
                    help="TFDS data dir for tfds: sources (default: TFDS's own, e.g. $TFDS_DATA_DIR)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: OUT/<name>/ per image and OUT/index.json")
-    p.add_argument("--step", type=_nonneg_int, help="checkpoint step (default: the latest)")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed; with an image's name it fixes its process (default: %(default)s)")
+    p.add_argument("--step", type=nonneg, help="checkpoint step (default: the latest)")
+    p.add_argument("--seed", type=nonneg, default=0, help="noise seed; with an image's name it fixes its process (default: %(default)s)")
     p.add_argument("--medium", choices=MEDIA, help="painting medium (default: the checkpoint's first training medium)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="ODE sampler (default: the checkpoint's sample.sampler)")
-    p.add_argument("--steps", type=_positive_int, help="sampling steps (default: the checkpoint's sample.steps)")
+    p.add_argument("--steps", type=positive, help="sampling steps (default: the checkpoint's sample.steps)")
     for name in ("ref", "depth", "medium"):
-        p.add_argument(f"--guidance_{name}", f"--guidance-{name}", dest=f"guidance_{name}", type=_finite, metavar="SCALE",
+        p.add_argument(f"--guidance_{name}", f"--guidance-{name}", dest=f"guidance_{name}", type=finite_number, metavar="SCALE",
                        help=f"classifier-free guidance scale of the {name} condition (default: the checkpoint's sample.guidance.{name})")
-    p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=_positive_int, default=8,
+    p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=positive, default=8,
                    help="images per sampling call; padded to a multiple of the device count (default: %(default)s)")
     p.add_argument("--depth_model", metavar="DIR",
                    help="Depth Anything checkpoint folder (tools/convert_weights.py output or a transformers folder) "
@@ -88,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", choices=DEPTH_MODES, default="auto",
                    help="auto: a <stem>.depth.npy/png sidecar when present, else the estimator; sidecar: require it; "
                         "estimator: always estimate (default: %(default)s)")
-    p.add_argument("--limit", type=_positive_int, help="only the first N images (sorted order)")
-    p.add_argument("--fps", type=_fps, default=12.0, help="video frame rate (default: %(default)s)")
+    p.add_argument("--limit", type=positive, help="only the first N images (sorted order)")
+    p.add_argument("--fps", type=frame_rate, default=12.0, help="video frame rate (default: %(default)s)")
     p.add_argument("--no_mp4", "--no-mp4", dest="no_mp4", action="store_true", help="skip process.mp4")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-batch lines")
     return p

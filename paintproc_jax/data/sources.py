@@ -20,7 +20,7 @@ import numpy as np
 
 from paintproc_jax.depth.files import sidecar_depth_path
 from paintproc_jax.io.images import IMAGE_EXTENSIONS, list_images
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 
 MANIFEST = "manifest.json"
 
@@ -71,7 +71,7 @@ class TfdsSource:
         try:
             self._source = tfds.data_source(name, split=split, data_dir=self.data_dir, download=False)
         except Exception as e:  # DatasetNotFoundError, unknown split (ValueError), ...
-            msg = " ".join(str(e).split())[:400]
+            msg = one_line(e)[:400]
             raise PaintprocError(f"tfds:{name}/{split}: cannot open ({type(e).__name__}: {msg})") from None
         if len(self._source) == 0:
             raise PaintprocError(f"tfds:{name}/{split} has no examples")

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 
 
 @runtime_checkable
@@ -66,7 +66,7 @@ def get_estimator(name: str = "builtin", **kwargs: Any) -> DepthEstimator:
     try:
         return _REGISTRY[name](**kwargs)
     except TypeError as e:  # bad option names from a config/CLI: report in one line
-        msg = " ".join(str(e).split())
+        msg = one_line(e)
         raise PaintprocError(f"bad options for depth estimator {name!r}: {msg}") from e
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from paintproc_jax.errors import PaintprocError
 from paintproc_jax.io.atomic import staged_dir
-from paintproc_jax.io.images import save_png
+from paintproc_jax.io.images import resize_image, save_png
 from paintproc_jax.io.video import mp4_available, save_contact_sheet, write_frames, write_gif, write_mp4
 
 PROCESS_JSON = "process.json"
@@ -107,5 +107,5 @@ def read_process_dir(path) -> ProcessDir:
         with Image.open(path / "depth.png") as im:  # 8-bit, as save_png writes it
             depth = np.asarray(im.convert("L"), np.float32) / 255.0
         if depth.shape != frames.shape[1:3]:
-            depth = np.asarray(Image.fromarray(depth).resize(frames.shape[2:0:-1], Image.Resampling.BILINEAR))
+            depth = resize_image(depth, frames.shape[1:3], Image.Resampling.BILINEAR)
     return ProcessDir(path, frames, meta, depth)

@@ -29,7 +29,7 @@ import pathlib
 
 import numpy as np
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.io.atomic import atomic_path
 from paintproc_jax.program import MEDIA, NUM_PARAMS, PARAM_NAMES, StrokeProgram, make_program
 
@@ -134,7 +134,7 @@ def program_from_dict(d, source: str = "strokes file") -> tuple[StrokeProgram, d
             background=background,
         )
     except ValueError as e:  # e.g. frame_ends decreasing or beyond N
-        raise PaintprocError(f"{source}: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"{source}: {one_line(e)}") from None
     return program, meta
 
 
@@ -203,9 +203,9 @@ def load_program(path) -> tuple[StrokeProgram, dict]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise PaintprocError(f"cannot read strokes file {path}: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"cannot read strokes file {path}: {one_line(e)}") from None
     try:
         d = json.loads(text, parse_constant=_no_constants)
     except ValueError as e:  # JSONDecodeError is a ValueError
-        raise PaintprocError(f"strokes file {path} is not valid JSON: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"strokes file {path} is not valid JSON: {one_line(e)}") from None
     return program_from_dict(d, source=f"strokes file {path}")

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from paintproc_jax.errors import PaintprocError
+from paintproc_jax.io.images import output_size, resize_image, to_uint8
 from paintproc_jax.io.process_dir import ProcessDir, is_process_dir, read_process_dir, write_process_dir
 from paintproc_jax.metrics import pdp as pdp_lib
 from paintproc_jax.metrics import process_scores
@@ -36,19 +37,17 @@ METRICS = {
 
 
 def _resize(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == tuple(hw):
-        return np.asarray(image, np.float32)
-    mode = Image.Resampling.LANCZOS if image.ndim == 3 else Image.Resampling.BILINEAR
-    im = Image.fromarray(np.asarray(image, np.float32)) if image.ndim == 2 else Image.fromarray(
-        np.clip(np.round(image * 255), 0, 255).astype(np.uint8))
-    out = np.asarray(im.resize((hw[1], hw[0]), mode), np.float32)
-    return out if image.ndim == 2 else out / 255.0
+    """An image [H, W, 3] (Lanczos, on 8-bit levels like the frames on disk, so a process that ends
+    on its input scores exactly) or a map [H, W] (bilinear) in [0, 1] at (h, w)."""
+    if image.ndim == 3:
+        return to_uint8(resize_image(image, hw, Image.Resampling.LANCZOS)).astype(np.float32) / 255.0
+    return np.clip(resize_image(image, hw, Image.Resampling.BILINEAR), 0.0, 1.0)
 
 
 def eval_hw(h: int, w: int, size: int) -> tuple[int, int]:
-    """(height, width) with the longer side `size`, aspect kept."""
-    s = size / max(h, w)
-    return max(32, round(h * s)), max(32, round(w * s))
+    """(height, width) with the longer side `size`, aspect kept; at least 32 (LPIPS's smallest input)."""
+    oh, ow = output_size(h, w, size)
+    return max(32, oh), max(32, ow)
 
 
 @dataclasses.dataclass
@@ -157,7 +156,7 @@ def evaluate_folder(processes: dict[str, dict[str, pathlib.Path]], scorer: Score
         h, w = eval_hw(*ref.shape[:2], size)
         refs[image] = _resize(ref, (h, w))
         depth, dsrc = _depth(procs, ref)
-        depths[image] = np.clip(_resize(depth, (h, w)), 0, 1)
+        depths[image] = _resize(depth, (h, w))
         sources[image] = {"reference": src, "depth": dsrc}
     if baselines:
         frames = {i: int(np.median([len(loaded[m][i].frames) for m in loaded if i in loaded[m]])) for i in images}
@@ -285,18 +284,15 @@ def write_report(results: dict, out) -> dict:
     return report
 
 
-def training_sample_scores(generated: np.ndarray, strokes: np.ndarray, depth: np.ndarray | None, distance: Callable) -> dict:
-    """Scalars for a training run's periodic samples: generated processes [N, T, H, W, 3] against the
-    stroke engine's clips of the same images [N, T, H, W, 3] (both painting order, in [0, 1]), with
-    depth [N, H, W]: PDP gap to the strokes, and the layering / refinement of both (means over N)."""
-    rows = defaultdict(list)
-    for i in range(len(generated)):
-        ref = strokes[i, -1]
-        d = None if depth is None else depth[i]
-        gen_curve, ref_curve = pdp_lib.pdp_curve(generated[i], distance), pdp_lib.pdp_curve(strokes[i], distance)
-        rows["pdp_to_strokes"].append(pdp_lib.pdp_distance(gen_curve, ref_curve))
-        for prefix, frames in (("", generated[i]), ("strokes_", strokes[i])):
-            for k, v in process_scores.order_scores(frames, ref, d).items():
-                if k in ("layering", "refinement"):
-                    rows[prefix + k].append(v)
-    return {k: float(np.mean(v)) for k, v in rows.items()}
+def sample_scores(processes: np.ndarray, depth: np.ndarray | None, distance: Callable) -> tuple[np.ndarray, dict]:
+    """For a training run's periodic samples: (PDP curves [N, GRID], means of layering / refinement)
+    of processes [N, T, H, W, 3] (painting order, in [0, 1], each ending on its reference) with depth
+    [N, H, W]. The trainer scores the stroke engine's clips once and the model's samples each time."""
+    curves, rows = [], defaultdict(list)
+    for i, frames in enumerate(processes):
+        curves.append(pdp_lib.pdp_curve(frames, distance))
+        scores = process_scores.order_scores(frames, frames[-1], None if depth is None else depth[i])
+        for k in ("layering", "refinement"):
+            if k in scores:
+                rows[k].append(scores[k])
+    return np.stack(curves), {k: float(np.mean(v)) for k, v in rows.items()}

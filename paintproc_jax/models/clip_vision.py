@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.vit import (
     ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, norm_params, normalise, patch_embed,
     read_checkpoint, resize_center_crop,
@@ -67,7 +67,7 @@ def config_from_hf(cfg: Mapping) -> ClipVisionConfig:
             layer_norm_eps=float(vision.get("layer_norm_eps", d.layer_norm_eps)),
         )
     except (TypeError, ValueError) as e:
-        raise PaintprocError(f"bad CLIP vision config: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"bad CLIP vision config: {one_line(e)}") from None
 
 
 class ClipVision(nnx.Module):

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 
 FORMAT_VERSION = 1
 
@@ -69,7 +69,7 @@ def save_converted(model_or_params, hf_config: Mapping, out_dir, *, fmt: str) ->
         (out / "config.json").write_text(json.dumps(dict(hf_config), indent=2, sort_keys=True) + "\n")
         (out / "paintproc.json").write_text(json.dumps({"format": fmt, "version": FORMAT_VERSION}) + "\n")
     except OSError as e:
-        raise PaintprocError(f"cannot write {out}: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"cannot write {out}: {one_line(e)}") from None
     return {"params": int(sum(v.size for v in flat.values())), "tensors": len(flat),
             "bytes": int(sum(v.nbytes for v in flat.values()))}
 
@@ -78,7 +78,7 @@ def read_json(file: pathlib.Path, what: str) -> dict:
     try:
         data = json.loads(file.read_text())
     except (OSError, ValueError) as e:
-        raise PaintprocError(f"{what}: cannot parse {file}: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"{what}: cannot parse {file}: {one_line(e)}") from None
     if not isinstance(data, dict):
         raise PaintprocError(f"{what}: {file} is not a JSON object")
     return data
@@ -106,5 +106,5 @@ def read_converted(path, fmt: str) -> tuple[dict, dict]:
     try:
         flat = load_file(str(params_file))
     except Exception as e:  # noqa: BLE001 - corrupt / truncated file
-        raise PaintprocError(f"cannot read {params_file}: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"cannot read {params_file}: {one_line(e)}") from None
     return cfg, unflatten_params(flat)

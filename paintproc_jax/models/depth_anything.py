@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.converted import is_converted, read_converted, read_json, save_converted  # noqa: F401 (API)
 from paintproc_jax.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD, Dinov2, Dinov2Config, dinov2_params_from_torch
 from paintproc_jax.models.dinov2 import _normalise_keys as _normalise_dinov2_keys
@@ -152,7 +152,7 @@ def config_from_hf(cfg: Mapping) -> DepthAnythingConfig:
             max_depth=1.0 if max_depth is None else float(max_depth),
         )
     except (TypeError, ValueError) as e:
-        raise PaintprocError(f"bad Depth Anything config: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"bad Depth Anything config: {one_line(e)}") from None
 
 
 # ----------------------------------------------------------------------------- torch-exact resampling

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.vit import (
     ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, norm_params, normalise, patch_embed,
     read_checkpoint, resize_center_crop,
@@ -75,7 +75,7 @@ def config_from_hf(cfg: Mapping) -> Dinov2Config:
             qkv_bias=bool(cfg.get("qkv_bias", True)),
         )
     except (TypeError, ValueError) as e:
-        raise PaintprocError(f"bad DINOv2 config: {' '.join(str(e).split())}") from None
+        raise PaintprocError(f"bad DINOv2 config: {one_line(e)}") from None
 
 
 class Dinov2(nnx.Module):

@@ -6,7 +6,6 @@ kernels [in, out], patch conv [p, p, 3, D], position tables [1 + g*g, D] on a sq
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 from collections.abc import Callable, Mapping
@@ -16,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import PaintprocError, one_line
+from paintproc_jax.models.converted import read_json
 
 _ACTS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -237,7 +237,7 @@ def read_state_dict(file: pathlib.Path) -> dict[str, np.ndarray]:
         except ImportError:
             raise PaintprocError(f"cannot read {file}: {' '.join(str(err).split())}") from None
         except Exception as e:  # noqa: BLE001
-            raise PaintprocError(f"cannot read {file}: {' '.join(str(e).split())}") from None
+            raise PaintprocError(f"cannot read {file}: {one_line(e)}") from None
     if file.suffix in (".bin", ".pt", ".pth"):
         try:
             import torch
@@ -246,7 +246,7 @@ def read_state_dict(file: pathlib.Path) -> dict[str, np.ndarray]:
         try:
             sd = torch.load(str(file), map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
-            raise PaintprocError(f"cannot read {file}: {' '.join(str(e).split())}") from None
+            raise PaintprocError(f"cannot read {file}: {one_line(e)}") from None
         return _to_numpy(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
     raise PaintprocError(f"unsupported checkpoint file {file} (expected .safetensors or .bin)")
 
@@ -260,7 +260,7 @@ def read_checkpoint(path: str | pathlib.Path, what: str) -> tuple[dict, dict[str
         names = ["model.safetensors", "pytorch_model.bin"]
         files = [folder / n for n in names if (folder / n).is_file()][:1]
         if not files and index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            shards = sorted(set(read_json(index, what)["weight_map"].values()))
             files = [folder / s for s in shards]
         if not files:
             raise PaintprocError(f"{what}: no model.safetensors or pytorch_model.bin in {folder}")
@@ -271,10 +271,7 @@ def read_checkpoint(path: str | pathlib.Path, what: str) -> tuple[dict, dict[str
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise PaintprocError(f"{what}: no config.json beside {files[0]}")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, ValueError) as e:
-        raise PaintprocError(f"{what}: cannot parse {cfg_file}: {' '.join(str(e).split())}") from None
+    cfg = read_json(cfg_file, what)
     sd: dict[str, np.ndarray] = {}
     for f in files:
         sd.update(read_state_dict(f))

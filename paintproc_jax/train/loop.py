@@ -235,11 +235,13 @@ class _Sampler:
     """Periodic samples from fixed held-out images with the EMA parameters: videos {name: [T, H, W, 3]
     in [0, 1]}, the generated process (painting order) beside the stroke engine's clip of the same
     image, and scores {sample/pdp_to_strokes, sample/layering, sample/refinement, sample/strokes_*}
-    that show whether the model paints like the engine (see `metrics.evaluate.training_sample_scores`)."""
+    that show whether the model paints like the engine (see `metrics.evaluate.sample_scores`)."""
 
     def __init__(self, c, mesh, model_def, rest):
         from paintproc_jax.diffusion import sample, sampler_kwargs, to_forward
         from paintproc_jax.diffusion.objective import split_clip
+        from paintproc_jax.metrics.evaluate import sample_scores
+        from paintproc_jax.metrics.lpips import get_lpips
 
         clips = _sample_batch(c, mesh)
         _, self.cond = split_clip(clips)
@@ -250,6 +252,8 @@ class _Sampler:
             reference, depth = multihost_utils.process_allgather((reference, depth), tiled=True)
         self.reference = np.asarray(reference)[: c.train.sample_count]
         self.depth = None if depth is None else np.asarray(depth)[: c.train.sample_count]
+        # the stroke clips never change: their PDP curves and scores are computed once
+        self.reference_curves, self.reference_scores = sample_scores(self.reference, self.depth, get_lpips("alex"))
         self.count, self.seed = c.train.sample_count, c.train.seed
         s = c.sample
         kw = dict(frames=c.model.frames, sampler=s.sampler, steps=s.steps, guidance=s.guidance.to_dict(), forward=True,
@@ -263,8 +267,9 @@ class _Sampler:
     def __call__(self, params, step: int) -> tuple[dict, dict]:
         from jax.experimental import multihost_utils
 
-        from paintproc_jax.metrics.evaluate import training_sample_scores
+        from paintproc_jax.metrics.evaluate import sample_scores
         from paintproc_jax.metrics.lpips import get_lpips
+        from paintproc_jax.metrics.pdp import pdp_distance
 
         out = self._run(params, self.cond, jax.random.key(self.seed))  # same noise every time
         out = np.asarray(multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else out)
@@ -273,5 +278,7 @@ class _Sampler:
         for i in range(self.count):
             videos[f"sample_{i}"] = generated[i]
             videos[f"strokes_{i}"] = self.reference[i]
-        scores = training_sample_scores(generated, self.reference, self.depth, get_lpips("alex"))
+        curves, scores = sample_scores(generated, self.depth, get_lpips("alex"))
+        scores["pdp_to_strokes"] = float(np.mean([pdp_distance(a, b) for a, b in zip(curves, self.reference_curves)]))
+        scores.update({f"strokes_{k}": v for k, v in self.reference_scores.items()})
         return videos, {f"sample/{k}": v for k, v in scores.items()}
