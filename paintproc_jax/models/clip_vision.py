@@ -20,8 +20,8 @@ from flax import nnx
 
 from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.vit import (
-    ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, norm_params, normalise, patch_embed,
-    read_checkpoint, resize_center_crop,
+    ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, load_module, norm_params, normalise,
+    patch_embed, resize_center_crop,
 )
 
 FORMAT = "paintproc-clip-vision"  # converted-folder format (paintproc_jax/models/converted.py)
@@ -160,14 +160,8 @@ def clip_vision_from_torch(state_dict: Mapping[str, np.ndarray], config: ClipVis
 def load_clip_vision(path: str | pathlib.Path) -> ClipVision:
     """CLIP image tower from a Hub folder (config.json + model.safetensors | pytorch_model.bin), a weights
     file, or a folder converted by tools/convert_weights.py."""
-    from paintproc_jax.models.converted import is_converted, read_converted
-
-    if is_converted(path):  # tools/convert_weights.py --model clip output
-        cfg, pure = read_converted(path, FORMAT)
-        config = config_from_hf(cfg)
-        return build_module(lambda: ClipVision(config, rngs=nnx.Rngs(0)), pure, "CLIP vision")
-    cfg, sd = read_checkpoint(path, "CLIP vision")
-    return clip_vision_from_torch(sd, config_from_hf(cfg))
+    return load_module(path, FORMAT, "CLIP vision", config_from_hf, lambda config: ClipVision(config, rngs=nnx.Rngs(0)),
+                       clip_vision_params_from_torch)
 
 
 def clip_preprocess(images: jax.Array, size: int = 224, crop: bool = True) -> jax.Array:

@@ -21,8 +21,8 @@ from flax import nnx
 
 from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.vit import (
-    ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, norm_params, normalise, patch_embed,
-    read_checkpoint, resize_center_crop,
+    ViTBlock, build_module, check_keys, interpolate_pos_table, linear_params, load_module, norm_params, normalise,
+    patch_embed, resize_center_crop,
 )
 
 FORMAT = "paintproc-dinov2"  # converted-folder format (paintproc_jax/models/converted.py)
@@ -209,15 +209,8 @@ def load_dinov2(path: str | pathlib.Path, **overrides) -> Dinov2:
 
     `overrides` replace config fields (e.g. interpolate_offset=0.1).
     """
-    from paintproc_jax.models.converted import is_converted, read_converted
-
-    if is_converted(path):  # tools/convert_weights.py --model dinov2 output
-        cfg, pure = read_converted(path, FORMAT)
-        config = dataclasses.replace(config_from_hf(cfg), **overrides)
-        return build_module(lambda: Dinov2(config, rngs=nnx.Rngs(0)), pure, "DINOv2")
-    cfg, sd = read_checkpoint(path, "DINOv2")
-    config = dataclasses.replace(config_from_hf(cfg), **overrides)
-    return dinov2_from_torch(sd, config)
+    return load_module(path, FORMAT, "DINOv2", lambda cfg: dataclasses.replace(config_from_hf(cfg), **overrides),
+                       lambda config: Dinov2(config, rngs=nnx.Rngs(0)), dinov2_params_from_torch)
 
 
 def dinov2_preprocess(images: jax.Array, size: int = 224, crop: bool = True) -> jax.Array:

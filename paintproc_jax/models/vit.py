@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from paintproc_jax.errors import PaintprocError, one_line
-from paintproc_jax.models.converted import read_json
+from paintproc_jax.models.converted import is_converted, read_converted, read_json
 
 _ACTS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -276,3 +276,17 @@ def read_checkpoint(path: str | pathlib.Path, what: str) -> tuple[dict, dict[str
     for f in files:
         sd.update(read_state_dict(f))
     return cfg, sd
+
+
+def load_module(path, fmt: str, what: str, config_fn: Callable[[dict], object], make: Callable[[object], nnx.Module],
+                params_from_torch: Callable[[Mapping, object], dict]) -> nnx.Module:
+    """A module from a folder converted by tools/convert_weights.py (format `fmt`) or from a Hub
+    checkpoint (`read_checkpoint`): config from its config.json via `config_fn`, weights checked."""
+    if is_converted(path):
+        cfg, pure = read_converted(path, fmt)
+        config = config_fn(cfg)
+    else:
+        cfg, sd = read_checkpoint(path, what)
+        config = config_fn(cfg)
+        pure = params_from_torch(sd, config)
+    return build_module(lambda: make(config), pure, what)
