@@ -207,8 +207,11 @@ def _write_method(root, method, images, make, medium):
         write_process_dir(root / method / name, make(image, depth), {"engine": method, "medium": medium}, depth=depth, mp4=False)
 
 
-def test_eval_tool_writes_a_report_that_parses(tmp_path, lpips):
+def test_eval_tool_writes_a_report_that_parses(tmp_path, lpips, capsys):
     import eval as eval_tool
+
+    from paintproc_jax.metrics.stages import STAGE_KEYS
+    from paintproc_jax.strokes.schedule import split_frames
 
     images = {}
     for seed in range(2):
@@ -224,20 +227,30 @@ def test_eval_tool_writes_a_report_that_parses(tmp_path, lpips):
     assert set(report) == {"far_first", "crossfade", "raster", "random_strokes", "strokes"}
     for metrics in report.values():
         assert {"pdp", "layering", "refinement", "lpips_final", "psnr_final", "ssim_final", "temporal_change"} <= set(metrics)
+        assert set(STAGE_KEYS) <= set(metrics)
         assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
     assert report["strokes"]["pdp"] == 0.0  # the default PDP reference is the stroke engine
+    # half-way through, a cross-fade is nearer the image than a raster reveal (error (1-t)^2 vs (1-t))
+    assert report["crossfade"]["stage_psnr"] > report["raster"]["stage_psnr"]
+    printed = capsys.readouterr().out
+    assert "stage_psnr ↑" in printed and "stage_lpips_1_16 ↓" in printed and "| far_first |" in printed
     assert report["far_first"]["layering"] > 0.8 > abs(report["crossfade"]["layering"])
     details = json.loads((out / "details.json").read_text())
     assert set(details["per_medium"]["far_first"]) == {"oil"}
     assert len(details["pdp_curves"]["raster"]["mean"]) == pdp.GRID
     md = (out / "report.md").read_text()
     assert "| far_first |" in md and "## Medium: oil" in md
+    assert "## Stages (all images)" in md and "stage_psnr_1_2 ↑" in md and "stage_lpips_1_2 ↓" in md
+    assert set(STAGE_KEYS) <= set(details["per_image"]["strokes"]["img0"])
+    assert set(STAGE_KEYS) <= set(details["per_medium"]["far_first"]["oil"])
     for png in ("pdp_curves.png", "scores.png"):
         with Image.open(out / png) as im:
             assert im.size[0] > 300
     # the baselines are kept as process folders and reused by a rerun
     kept = read_process_dir(out / "baselines" / "strokes" / "img0")
     assert kept.frames.shape[1:] == (64, 64, 3) and kept.meta["baseline"] == "strokes"
+    assert kept.meta["stroke_frames"] == split_frames(len(kept.frames))[0]  # judged like `paintproc paint`
+    assert "stroke_frames" not in read_process_dir(out / "baselines" / "crossfade" / "img0").meta
     stamp = (out / "baselines" / "strokes" / "img0" / "process.json").stat().st_mtime_ns
     assert eval_tool.main(argv + ["--baseline_names", "strokes"]) == 0
     assert (out / "baselines" / "strokes" / "img0" / "process.json").stat().st_mtime_ns == stamp
@@ -316,3 +329,91 @@ def test_converted_dino_and_clip_folders_embed_like_the_hub_folders(tmp_path):
         assert convert.main(["--model", model, "--src", str(src), "--out", str(out)]) == 0
         assert (out / "paintproc.json").exists()
         np.testing.assert_allclose(embedder(str(out))(images), embedder(str(src))(images), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ stage metrics
+
+
+def test_stage_indices_for_stroke_processes_and_others():
+    from paintproc_jax.metrics import stages
+    from paintproc_jax.strokes.schedule import split_frames
+
+    assert stages.STAGE_FRACTIONS == (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+    # a stroke process: fractions of its stroke frames 1..S (half up), never the reveal after them
+    assert stages.stage_indices(20, stroke_frames=16).tolist() == [1, 2, 4, 8]
+    assert stages.stage_indices(32, stroke_frames=26).tolist() == [2, 3, 7, 13]  # 1.625, 3.25, 6.5, 13
+    # any other process: fractions of all T frames
+    assert stages.stage_indices(17).tolist() == [1, 2, 4, 8]
+    assert stages.stage_indices(32).tolist() == [2, 4, 8, 16]  # 1.9375, 3.875, 7.75, 15.5
+    with pytest.raises(ValueError, match="stroke_frames"):
+        stages.stage_indices(10, stroke_frames=10)
+    with pytest.raises(ValueError, match="stroke_frames"):
+        stages.stage_indices(10, stroke_frames=0)
+    # where S comes from: process.json's field, else the split the stroke engine and stroke baselines use
+    s32 = split_frames(32)[0]
+    assert s32 == 26
+    assert stages.stroke_frames_of({"engine": "strokes", "stroke_frames": 20}, 32) == 20
+    assert stages.stroke_frames_of({"engine": "strokes"}, 32) == s32  # a folder written before the field
+    for b in ("strokes", "random_strokes"):
+        assert stages.stroke_frames_of({"engine": "baseline", "baseline": b}, 32) == s32
+    assert set(stages.STROKE_BASELINES) <= set(baselines.BASELINES)
+    for meta in ({"engine": "baseline", "baseline": "crossfade"}, {"engine": "baseline", "baseline": "raster"},
+                 {"engine": "diffusion", "final_frame": "reference"}, {}):
+        assert stages.stroke_frames_of(meta, 32) is None
+    from paintproc_jax.errors import PaintprocError
+
+    for bad in (40, 0, "26", 2.5, True):
+        with pytest.raises(PaintprocError, match="stroke_frames"):
+            stages.stroke_frames_of({"engine": "strokes", "stroke_frames": bad}, 32)
+
+
+def test_stage_scores_judge_the_stage_frames_against_the_final(lpips, photo):
+    from paintproc_jax.metrics import stages
+
+    # identity: every stage is the final image -> the PSNR cap and zero LPIPS
+    same = stages.stage_scores(np.broadcast_to(photo, (9,) + photo.shape), photo, lpips)
+    assert set(same) == set(stages.STAGE_KEYS)
+    assert all(same[k] == 100.0 for k in stages.STAGE_PSNR_KEYS + ("stage_psnr",))
+    assert all(abs(same[k]) < 1e-6 for k in stages.STAGE_LPIPS_KEYS + ("stage_lpips",))
+    # stages closer to the final score better than stages that are still the blank canvas
+    fade = baselines.crossfade(photo, 17)
+    blank_until_end = np.concatenate([np.ones((16,) + photo.shape, np.float32), photo[None]])
+    good, bad = stages.stage_scores(fade, photo, lpips), stages.stage_scores(blank_until_end, photo, lpips)
+    assert good["stage_psnr"] > bad["stage_psnr"] + 1.0 and good["stage_lpips"] < bad["stage_lpips"] - 0.01
+    for kp, kl in zip(stages.STAGE_PSNR_KEYS, stages.STAGE_LPIPS_KEYS):
+        assert good[kp] > bad[kp] and good[kl] < bad[kl]
+    assert bad["stage_psnr_1_2"] == pytest.approx(float(fidelity.psnr(np.ones_like(photo), photo)), abs=1e-4)
+    assert good["stage_psnr"] == pytest.approx(np.mean([good[k] for k in stages.STAGE_PSNR_KEYS]))
+    # the fraction picks the frame: later stages of a fade are closer; the stroke rule picks other frames
+    assert np.all(np.diff([good[k] for k in stages.STAGE_PSNR_KEYS]) > 0)
+    strokes = stages.stage_scores(fade, photo, lpips, stroke_frames=8)  # frames 1, 1, 2, 4 instead of 1, 2, 4, 8
+    assert strokes["stage_psnr_1_16"] == pytest.approx(good["stage_psnr_1_16"])
+    assert strokes["stage_psnr_1_2"] == pytest.approx(good["stage_psnr_1_4"])
+    assert strokes["stage_psnr_1_2"] == pytest.approx(float(fidelity.psnr(fade[4], photo)), abs=1e-4)
+    assert strokes["stage_lpips_1_2"] == pytest.approx(float(lpips(fade[4], photo)), rel=1e-4)
+
+
+def test_eval_picks_the_stage_rule_from_process_json(tmp_path, lpips):
+    """A stroke process (the field, or an older `"engine": "strokes"` folder without it) is judged at
+    fractions of its strokes; the same frames from another engine at fractions of the whole process."""
+    from paintproc_jax.metrics import evaluate, stages
+
+    image, depth, _ = _scene(64)
+    frames = baselines.crossfade(image, 12)  # every frame a different distance from the image
+    meta = {"old_strokes": {"engine": "strokes"}, "new_strokes": {"engine": "strokes", "stroke_frames": 9},
+            "diffusion": {"engine": "diffusion"}}
+    for method, m in meta.items():
+        write_process_dir(tmp_path / method / "img", frames, {**m, "medium": "oil"}, depth=depth, mp4=False)
+    results = evaluate.evaluate_folder(evaluate.find_processes(tmp_path), evaluate.Scorer(distance=lpips), size=64, quiet=True)
+    per = {m: results["per_image"][m]["img"] for m in meta}
+    ref = read_process_dir(tmp_path / "diffusion" / "img").frames  # frames as 8-bit PNGs, the last is the reference
+    assert stages.stroke_frames_of({"engine": "strokes"}, 12) == 9
+    for method, idx in (("old_strokes", 5), ("new_strokes", 5), ("diffusion", 6)):  # 9 / 2 and 11 / 2, half up
+        assert per[method]["stage_psnr_1_2"] == pytest.approx(float(fidelity.psnr(ref[idx], ref[-1])), abs=1e-3), method
+    assert per["old_strokes"] == per["new_strokes"]
+    assert per["diffusion"]["stage_psnr_1_2"] > per["new_strokes"]["stage_psnr_1_2"]
+    (tmp_path / "new_strokes" / "img" / "process.json").write_text(json.dumps({"engine": "strokes", "stroke_frames": 12}))
+    from paintproc_jax.errors import PaintprocError
+
+    with pytest.raises(PaintprocError, match="new_strokes.*stroke_frames"):
+        evaluate.evaluate_folder(evaluate.find_processes(tmp_path), evaluate.Scorer(distance=lpips), size=64, quiet=True)

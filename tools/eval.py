@@ -1,5 +1,6 @@
 """Evaluate painting processes: PDP curves, layering / refinement scores, temporal coherence, final
-fidelity (PSNR / SSIM / LPIPS), optional DINO / CLIP similarity; a table per method and per medium.
+fidelity (PSNR / SSIM / LPIPS), stage fidelity (PSNR / LPIPS of the frames at 1/16, 1/8, 1/4, 1/2
+of the process to the final image), optional DINO / CLIP similarity; a table per method and per medium.
 
     python tools/eval.py --processes RUNS --baselines --out report/
 
@@ -7,7 +8,7 @@ RUNS/<method>/<image>/ are process folders (the outputs of `paintproc paint` or 
 one per image); `--baselines` adds a cross-fade, a raster reveal, strokes in random order and the
 stroke engine, made on the same images (kept in OUT/baselines/ and reused by a rerun). Writes
 OUT/report.json ({method: {metric: mean over images}}), OUT/details.json, OUT/report.md,
-OUT/pdp_curves.png and OUT/scores.png, and prints the report's table.
+OUT/pdp_curves.png and OUT/scores.png, and prints the report's tables (all metrics; stages).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def run(args) -> int:
         baseline_kwargs=dict(strokes=args.baseline_strokes, fit_steps=args.baseline_fit_steps), quiet=args.quiet,
     )
     evaluate.write_report(results, out)
-    print((out / "report.md").read_text().split("## All images\n\n", 1)[1].split("\n\n", 1)[0])
+    md = (out / "report.md").read_text()
+    for heading in ("## All images", "## Stages (all images)"):  # the tables over all images
+        print(md.split(heading + "\n\n", 1)[1].split("\n\n", 1)[0] + "\n")
     print(f"wrote {out}/report.json, report.md, details.json, pdp_curves.png, scores.png "
           f"({len(results['images'])} images, {len(results['per_image'])} methods)")
     return 0

@@ -23,7 +23,8 @@ from paintproc_jax.errors import PaintprocError
 from paintproc_jax.io.images import output_size, resize_image, to_uint8
 from paintproc_jax.io.process_dir import ProcessDir, is_process_dir, read_process_dir, write_process_dir
 from paintproc_jax.metrics import pdp as pdp_lib
-from paintproc_jax.metrics import process_scores
+from paintproc_jax.metrics import process_scores, stages
+from paintproc_jax.strokes.schedule import split_frames
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,12 @@ log = logging.getLogger(__name__)
 METRICS = {
     "pdp": "lower", "pdp_auc": None, "pdp_monotonicity": "higher", "layering": "higher", "layering_global": "higher",
     "refinement": "higher", "temporal_change": None, "temporal_jitter": "lower", "lpips_final": "lower",
-    "psnr_final": "higher", "ssim_final": "higher", "dino_final": "higher", "dino_frames": "higher",
-    "clip_final": "higher", "clip_frames": "higher",
+    "psnr_final": "higher", "ssim_final": "higher", "stage_psnr": "higher", "stage_lpips": "lower",
+    **{k: "higher" for k in stages.STAGE_PSNR_KEYS}, **{k: "lower" for k in stages.STAGE_LPIPS_KEYS},
+    "dino_final": "higher", "dino_frames": "higher", "clip_final": "higher", "clip_frames": "higher",
 }
+# per-fraction stage columns: in report.json / details.json, and in report.md's own "Stages" table
+STAGE_COLUMNS = stages.STAGE_PSNR_KEYS + stages.STAGE_LPIPS_KEYS
 
 
 def _resize(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -60,16 +64,19 @@ class Scorer:
     embed_frames: int = 8  # frames per process for the DINO/CLIP frame similarity
 
     def score(self, frames: np.ndarray, reference: np.ndarray, depth: np.ndarray | None, *,
-              final_is_reference: bool = False) -> tuple[dict, np.ndarray]:
+              final_is_reference: bool = False, stroke_frames: int | None = None) -> tuple[dict, np.ndarray]:
         """(metrics, PDP curve [GRID]) of frames [T, H, W, 3] (painting order) against the reference
         [H, W, 3] and depth [H, W]. `final_is_reference`: the last frame is the input copied in (a
-        diffusion sample), so final fidelity is measured on the frame before it, the model's own."""
+        diffusion sample), so final fidelity is measured on the frame before it, the model's own.
+        `stroke_frames`: the process is a stroke process with that many stroke frames after the
+        blank canvas, so its stage frames are fractions of the strokes (`stages.stage_indices`)."""
         values = pdp_lib.pdp_values(frames, self.distance)
         curve = pdp_lib.resample(values)
         m = {"pdp_auc": pdp_lib.pdp_auc(curve), "pdp_monotonicity": process_scores.pdp_monotonicity(values)}
         m.update({k: v for k, v in process_scores.order_scores(frames, reference, depth).items() if k != "regions"})
         m.update(process_scores.temporal_scores(frames, self.distance))
         m.update(process_scores.final_scores(frames[-2] if final_is_reference else frames[-1], reference, self.distance))
+        m.update(stages.stage_scores(frames, reference, self.distance, stroke_frames))
         for name, embed in self.embedders.items():
             idx = np.unique(np.round(np.linspace(0, len(frames) - 1, self.embed_frames)).astype(int))
             e = np.asarray(embed(np.concatenate([frames[idx], reference[None]])))
@@ -132,8 +139,10 @@ def make_baselines(images: dict[str, tuple[np.ndarray, np.ndarray, int]], out: p
         if todo:
             made = baseline_processes(ref, depth, frames, names=todo, **stroke_kwargs)
             for b, fr in made.items():
-                write_process_dir(out / b / image, fr, {"engine": "baseline", "baseline": b, "medium": "none"}, depth=depth,
-                                  mp4=False)
+                meta = {"engine": "baseline", "baseline": b, "medium": "none"}
+                if b in stages.STROKE_BASELINES:  # blank + stroke frames + reveal, like `paintproc paint`
+                    meta["stroke_frames"] = split_frames(len(fr))[0]
+                write_process_dir(out / b / image, fr, meta, depth=depth, mp4=False)
         for b in names:
             found[b][image] = out / b / image
         if progress:
@@ -176,8 +185,13 @@ def evaluate_folder(processes: dict[str, dict[str, pathlib.Path]], scorer: Score
     for method, per in loaded.items():
         for image, proc in per.items():
             ref = refs[image]
-            frames = np.stack([_resize(f, ref.shape[:2]) for f in proc.frames])
-            m, curve = scorer.score(frames, ref, depths[image], final_is_reference=proc.meta.get("final_frame") == "reference")
+            frames = np.stack([_resize(f, ref.shape[:2]) for f in proc.frames])  # same T, eval size
+            try:
+                stroke_frames = stages.stroke_frames_of(proc.meta, len(frames))
+            except PaintprocError as e:
+                raise PaintprocError(f"{proc.path}: {e}") from None
+            m, curve = scorer.score(frames, ref, depths[image], final_is_reference=proc.meta.get("final_frame") == "reference",
+                                    stroke_frames=stroke_frames)
             per_image[method][image] = m
             curves[method][image] = curve
             media[method][image] = str(proc.meta.get("medium", "unknown"))
@@ -214,8 +228,10 @@ def summarize(results: dict) -> tuple[dict, dict]:
     return report, per_medium
 
 
-def _table(rows: dict[str, dict]) -> list[str]:
-    cols = [k for k in METRICS if any(k in r for r in rows.values())]
+def _table(rows: dict[str, dict], columns=None) -> list[str]:
+    """A Markdown table of `columns` (default: every metric but the per-fraction stage ones) present in rows."""
+    columns = [k for k in METRICS if k not in STAGE_COLUMNS] if columns is None else columns
+    cols = [k for k in columns if any(k in r for r in rows.values())]
     head = "| method | " + " | ".join(f"{c} {'↑' if METRICS[c] == 'higher' else '↓' if METRICS[c] == 'lower' else ''}".strip()
                                        for c in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
@@ -272,9 +288,13 @@ def write_report(results: dict, out) -> dict:
           "Arrows: which way is better. `pdp`: mean gap of the PDP curve to "
           + (f"`{results['pdp_reference']}`'s on the same image" if results["pdp_reference"] else "(no reference method; not computed)")
           + "; `layering` / `refinement`: rank correlation of when a region settles with its nearness / its detail, "
-          "within rows (+1 = far first / coarse first); see `paintproc_jax/metrics/process_scores.py`.", "",
+          "within rows (+1 = far first / coarse first); see `paintproc_jax/metrics/process_scores.py`. "
+          "`stage_psnr` / `stage_lpips`: PSNR / LPIPS to the final image of the frames at 1/16, 1/8, 1/4 and 1/2 "
+          "of the process (of the strokes, for a stroke process), averaged; per stage below and in "
+          "`paintproc_jax/metrics/stages.py`.", "",
           "## All images", ""]
     md += _table(report)
+    md += ["", "## Stages (all images)", ""] + _table(report, STAGE_COLUMNS)
     media = sorted({med for per in per_medium.values() for med in per})
     for medium in media:
         rows = {m: per[medium] for m, per in per_medium.items() if medium in per}
