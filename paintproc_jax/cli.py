@@ -20,7 +20,7 @@ import numpy as np
 
 from paintproc_jax.errors import PaintprocError
 from paintproc_jax.program import MEDIA
-from paintproc_jax.strokes.plan import ORDER_POLICIES
+from paintproc_jax.strokes.plan import ORDER_POLICIES, PlanConfig
 
 LIMITS = {"strokes": (1, 100_000), "size": (16, 4096), "frames": (3, 2000), "fit_steps": (0, 100_000), "seed": (0, 2**63 - 1),
           "steps": (1, 10_000)}
@@ -78,9 +78,10 @@ def _add_engine_args(p: argparse.ArgumentParser, *, strokes_default: int | None,
                        f"(default: {PAINT_SIZE}; diffusion: the model's resolution, another size resizes its frames)" if paint
                        else "(default: %(default)s)"))
     p.add_argument("--medium", choices=MEDIA, default="oil", help="brush family (default: %(default)s)")
-    p.add_argument("--order", choices=tuple(ORDER_POLICIES), default="layer-major",
-                   help="painting order: layer-major = far to near, coarse to fine within a layer; "
-                        "level-major = coarse to fine, far to near within a level (default: %(default)s)")
+    p.add_argument("--order", choices=tuple(ORDER_POLICIES), default=PlanConfig().order,
+                   help="painting order: level-major = block in the whole canvas far to near, then refine it level by "
+                        "level (coarse to fine, far to near within a level); layer-major = finish each depth layer "
+                        "(far to near) coarse to fine before the next (default: %(default)s)")
     p.add_argument("--seed", type=_bounded("seed"), default=0, help="random seed; a given seed gives identical outputs")
     p.add_argument("--fit-steps", type=_bounded("fit_steps"), default=100,
                    help="optimisation steps of the stroke fit (0 = plan only) (default: %(default)s)")
@@ -244,6 +245,7 @@ def cmd_paint(args) -> int:
     from paintproc_jax.io import list_images, save_program, save_svg
     from paintproc_jax.io.process_dir import write_process_dir
     from paintproc_jax.strokes.engine import paint
+    from paintproc_jax.strokes.schedule import split_frames
 
     args.size = PAINT_SIZE if args.size is None else args.size
     args.frames = PAINT_FRAMES if args.frames is None else args.frames
@@ -261,6 +263,7 @@ def cmd_paint(args) -> int:
         meta = {
             "source": str(path), "size": args.size, "seed": args.seed, "order": args.order, "medium": args.medium,
             "strokes": args.strokes, "fit_steps": args.fit_steps, "depth": source, "frames": args.frames,
+            "stroke_frames": split_frames(args.frames)[0],  # frames 1..this are the strokes, the rest the reveal
             "fit_psnr_db": None if mse != mse else round(float(-10 * np.log10(max(mse, 1e-10))), 3),
         }
 

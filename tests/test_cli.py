@@ -20,6 +20,7 @@ from PIL import Image
 
 from paintproc_jax.cli import main
 from paintproc_jax.io import load_image, load_program, mp4_available, to_uint8
+from paintproc_jax.strokes.schedule import split_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
@@ -188,7 +189,10 @@ def test_paint_writes_every_output(painted, photo):
 
     program, meta = load_program(out_dir / "strokes.json")
     assert meta["seed"] == 0 and meta["size"] == SIZE and meta["frames"] == FRAMES
-    assert meta["medium"] == "oil" and meta["order"] == "layer-major"
+    assert meta["medium"] == "oil" and meta["order"] == "level-major"  # the default order
+    # process.json says where the stroke frames end (the stage metrics of tools/eval.py read it)
+    process = json.loads((out_dir / "process.json").read_text())
+    assert process["engine"] == "strokes" and process["stroke_frames"] == split_frames(FRAMES)[0] == FRAMES - 2
     assert 0 < int(np.sum(np.asarray(program.valid))) <= 40
 
 
@@ -233,14 +237,14 @@ def test_paint_with_depth_file_medium_and_order(photo, tmp_path):
     np.save(depth_path, depth)
     out_dir = tmp_path / "out"
     code, out, err = run_cli(
-        "paint", photo, *PAINT, "--medium", "watercolor", "--order", "level-major", "--depth", depth_path,
+        "paint", photo, *PAINT, "--medium", "watercolor", "--order", "layer-major", "--depth", depth_path,
         "--out", out_dir,
     )
     assert code == 0, err
     assert "Traceback" not in out + err
     assert_paint_outputs(out_dir)
     program, meta = load_program(out_dir / "strokes.json")
-    assert meta["medium"] == "watercolor" and meta["order"] == "level-major"
+    assert meta["medium"] == "watercolor" and meta["order"] == "layer-major"
     assert meta["depth"] == str(depth_path)
     with Image.open(out_dir / "depth.png") as im:
         d = np.asarray(im.convert("L"), np.float32)

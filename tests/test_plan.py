@@ -141,7 +141,8 @@ def test_size_scale_multiplies_widths(photo):
     a = plan.plan_strokes(photo, depth, plan.PlanConfig(strokes=100), seed=0)
     b = plan.plan_strokes(photo, depth, plan.PlanConfig(strokes=100, size_scale=2.0), seed=0)
     wa, wb = a.params[a.level == 0, P["width"]], b.params[b.level == 0, P["width"]]
-    np.testing.assert_allclose(np.sort(wb), 2 * np.sort(wa), rtol=1e-5)
+    # (block-in strokes moved onto bare canvas are enlarged to the gap, so compare typical widths)
+    np.testing.assert_allclose(np.median(wb), 2 * np.median(wa), rtol=0.1)
     s = plan.PlanConfig(strokes=100, slots=True)
     layout1, layout2 = plan.slot_layout(s, (64, 64)), plan.slot_layout(s, (64, 64), max_scale=2.0)
     assert sum(w * w * n for w, n in layout2) > sum(w * w * n for w, n in layout1)

@@ -159,3 +159,30 @@ def test_render_cost_follows_stroke_area_not_count(rng):
     px = lambda prog: sum(w * w * c for w, c in raster.make_layout(prog, 256))
     assert px(small) < 0.1 * 400 * 256 * 256
     assert px(big) > 10 * px(small)
+
+
+def test_render_stages_are_prefix_renders_with_their_gradients(rng):
+    """render_stages: canvases after each prefix in one pass, values and gradients as separate renders."""
+    prog = random_program(rng, n=24)
+    layout = raster.make_layout(prog, max(HW), softness=1.0)
+    dev = jax.tree.map(jnp.asarray, prog)
+    ends = (0, 5, 11, 24)
+    stages = raster.render_stages(dev, HW, layout, ends, 1.0)
+    assert stages.shape == (4, *HW, 3)
+    for s, e in zip(stages, ends):
+        part = dev._replace(valid=dev.valid & (jnp.arange(24) < e))
+        np.testing.assert_allclose(np.asarray(s), np.asarray(raster.render(part, HW, layout, 1.0)), atol=1e-5)
+    w = jnp.asarray([0.3, 0.5, 1.0, 2.0])
+    target = jnp.asarray(rng.uniform(0, 1, (*HW, 3)), jnp.float32)
+
+    def staged(p):
+        return jnp.sum(w * jnp.mean(jnp.square(raster.render_stages(dev._replace(params=p), HW, layout, ends, 1.0) - target), (1, 2, 3)))
+
+    def separate(p):
+        return sum(wi * jnp.mean(jnp.square(raster.render(dev._replace(params=p, valid=dev.valid & (jnp.arange(24) < e)), HW, layout, 1.0) - target))
+                   for wi, e in zip(w, ends))
+
+    np.testing.assert_allclose(np.asarray(jax.grad(staged)(dev.params)), np.asarray(jax.grad(separate)(dev.params)), atol=1e-5)
+    assert raster.split_layout(((8, 10), (16, 4)), (3, 10, 12)) == ((8, 3), (8, 7), (16, 2), (16, 2))
+    with pytest.raises(ValueError, match="stage ends"):
+        raster.render_stages(dev, HW, layout, (11, 5), 1.0)

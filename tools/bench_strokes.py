@@ -3,6 +3,7 @@
     python tools/bench_strokes.py --what raster        # fwd / fwd+bwd, scaling with N and resolution
     python tools/bench_strokes.py --what fit           # PSNR/SSIM/seconds over scikit-image photos
     python tools/bench_strokes.py --what paint         # `paintproc paint` on a 512^2 photo: wall time, peak RSS
+    python tools/bench_strokes.py --what stages        # stage PSNR (first N/16 .. N strokes), plan and fit, 500 strokes
     python tools/bench_strokes.py                      # all three
 
 Strokes come from the real planner on scikit-image's astronaut, so window sizes are those the
@@ -23,11 +24,19 @@ import numpy as np
 
 
 def _photo(name: str, size: int) -> np.ndarray:
+    """A photo that an installed package ships: scikit-image's samples by name, or matplotlib's
+    `grace_hopper`; float [H, W, 3] with the longer side `size` (Lanczos)."""
     from skimage import data
 
     from paintproc_jax.io import resize_image
 
-    img = getattr(data, name)()
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        from PIL import Image
+
+        img = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    else:
+        img = getattr(data, name)()
     if img.ndim == 2:
         img = np.stack([img] * 3, -1)
     img = img[..., :3].astype(np.float32) / 255.0
@@ -117,6 +126,48 @@ def bench_fit(results: dict, images: list[str], budgets: dict[int, int]):
         results[f"fit{n}_s"] = round(float(np.mean(secs)), 2)
 
 
+STAGE_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+# Photos no setting was tuned on (the planner and fitter were tuned on astronaut, coffee, chelsea).
+HELD_OUT = "rocket,immunohistochemistry,hubble_deep_field,grace_hopper"
+
+
+def bench_stages(results: dict, images: list[str], strokes: int = 500, size: int = 256, steps: int = 100):
+    """Stage quality: PSNR to the photo of the first k strokes (hard render), k = N/16, N/8, N/4, N/2, N,
+    for the plan alone and for the fit, default order; fit seconds warm (second run of the shape)."""
+    import jax
+
+    from paintproc_jax.depth import estimate_depth
+    from paintproc_jax.strokes import engine, fit, plan, raster
+
+    jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "paintproc_bench_cache"))
+    ks = [int(round(strokes * f)) for f in STAGE_FRACTIONS] + [strokes]
+    print(f"== stages: first k of {strokes} strokes at {size} px vs the photo (Lanczos), order {plan.PlanConfig().order}")
+    print(f"{'image':>22} {'what':>5} " + " ".join(f"{'k=' + str(k):>7}" for k in ks) + f" {'fit s':>6} {'compile':>7}")
+    rows = []
+    for name in images:
+        image = _photo(name, size)
+        depth = estimate_depth(image)
+        cfg = engine.EngineConfig(plan=plan.PlanConfig(strokes=strokes), fit=fit.FitConfig(steps=steps))
+        t0 = time.perf_counter()
+        engine.decompose([image], [depth], cfg)  # compiles this shape
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        (fitted,), _ = engine.decompose([image], [depth], cfg)
+        warm = time.perf_counter() - t0
+        planned = plan.plan_strokes(image, depth, cfg.plan, seed=0)
+        for what, prog in (("plan", planned), ("fit", fitted)):
+            frames = raster.render_program_frames(prog._replace(frame_ends=np.asarray(ks, np.int32)), size)
+            psnr = [float(10 * np.log10(1.0 / np.mean(np.square(f - image)))) for f in frames]
+            tag = f"{name}{'' if name in HELD_OUT.split(',') else ' (tuned)'}"
+            extra = f" {warm:>6.1f} {cold - warm:>7.1f}" if what == "fit" else ""
+            print(f"{tag:>22} {what:>5} " + " ".join(f"{p:>7.2f}" for p in psnr) + extra, flush=True)
+            if what == "fit":
+                rows.append(psnr + [warm])
+    med = np.median(np.asarray(rows), axis=0)
+    keys = [f"stage_psnr_{n}" for n in ("1_16", "1_8", "1_4", "1_2")] + ["final_psnr", "fit_s"]
+    results.update({k: round(float(v), 2) for k, v in zip(keys, med)})
+
+
 def bench_paint(results: dict):
     from PIL import Image
     from skimage import data
@@ -139,8 +190,11 @@ def bench_paint(results: dict):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--what", choices=("raster", "fit", "paint", "all"), default="all")
-    ap.add_argument("--images", default="astronaut,coffee,chelsea,rocket", help="scikit-image sample names")
+    ap.add_argument("--what", choices=("raster", "fit", "paint", "stages", "all"), default="all",
+                    help="all = raster, fit and paint (stages is its own run)")
+    ap.add_argument("--images", default=None,
+                    help="photo names: scikit-image samples or grace_hopper (default: astronaut,coffee,chelsea,rocket; "
+                         f"stages: astronaut plus the held-out {HELD_OUT})")
     ap.add_argument("--budgets", default="500:40,2000:100", help="strokes:fit-steps pairs")
     args = ap.parse_args()
     results: dict = {}
@@ -148,7 +202,9 @@ def main():
         bench_raster(results)
     if args.what in ("fit", "all"):
         budgets = {int(b.split(":")[0]): int(b.split(":")[1]) for b in args.budgets.split(",")}
-        bench_fit(results, args.images.split(","), budgets)
+        bench_fit(results, (args.images or "astronaut,coffee,chelsea,rocket").split(","), budgets)
+    if args.what == "stages":
+        bench_stages(results, (args.images or "astronaut," + HELD_OUT).split(","))
     if args.what in ("paint", "all"):
         bench_paint(results)
     print(" ".join(f"{k}={v}" for k, v in results.items()))

@@ -45,7 +45,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.levels = 4
     c.fill = (0.7, 1.0)  # fraction of the finer levels' slots used (stroke-count jitter)
     c.stroke_scale = (0.85, 1.15)  # brush size jitter
-    c.orders = ("layer-major", "level-major")  # policies, drawn per batch (they differ in layout)
+    c.orders = ("level-major",)  # policies, drawn per batch (they differ in layout); also "layer-major"
     # Media (Loomis Painter): the process medium is drawn per example from `media`; with
     # probability `cross_media` the reference (frame 0) is shown in another of `ref_media`
     # ("photo" = the image itself). With end_on="strokes", frame 0 is the reference and frame 1

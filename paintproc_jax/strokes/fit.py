@@ -32,6 +32,10 @@ class FitConfig:
     grow: float = 1.1  # strokes may grow up to this factor (windows are sized for it)
     coarse_fraction: float = 0.5  # share of the steps run at half resolution (about 4x cheaper)
     min_coarse_size: int = 96  # no coarse phase when half resolution would be smaller than this
+    stage_weight: float = 0.1  # loss weight of each intermediate stage canvas (the finished one weighs 1) ...
+    stage_weight_end: float = 0.1  # ... annealed (cosine) to this by the last step
+    block_in_splits: int = 4  # stages inside the first (block-in) level: its quarters
+    refine_splits: int = 1  # stages inside each finer level (1: only its end; each split is one more scan to compile)
 
 
 # Adam step sizes per parameter column (canvas units, radians, colour units); tuned on
@@ -66,11 +70,46 @@ def _bounds(params0: jax.Array, canvas_hw: jax.Array, size: int, grow: float):
     return lo, hi
 
 
+MAX_STAGES = 24
+
+
+def stage_ends(level: np.ndarray, block_in_splits: int = 4, refine_splits: int = 1) -> tuple[int, ...]:
+    """Stroke counts [S] that end a stage of a program whose strokes have refinement `level` [N]
+    (painting order): every change of level, the end, and `block_in_splits` even parts of the
+    first level run (the block-in). Increasing, the last is N."""
+    level = np.asarray(level)
+    n = len(level)
+    if n == 0:
+        return (0,)
+    bounds = [0] + sorted(set(int(i) for i in np.flatnonzero(np.diff(level) != 0) + 1) | {n})
+    ends = set(bounds[1:])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        splits = block_in_splits if a == 0 else refine_splits
+        ends |= {int(round(a + (b - a) * k / splits)) for k in range(1, splits)}
+    return tuple(sorted(e for e in ends if e > 0))
+
+
+def batch_stage_ends(levels: list[np.ndarray], block_in_splits: int = 4, refine_splits: int = 1) -> tuple[int, ...]:
+    """One set of stage ends for a batch: the union of every program's, or (when that is more
+    than MAX_STAGES, e.g. layer-major orders whose level changes depend on the image) evenly
+    spaced ones."""
+    ends = sorted(set().union(*(stage_ends(lv, block_in_splits, refine_splits) for lv in levels)))
+    if len(ends) > MAX_STAGES:
+        n = len(levels[0])
+        ends = sorted({int(round(n * k / 16)) for k in range(1, 17)} - {0})
+    return tuple(ends)
+
+
 @functools.lru_cache(maxsize=16)
-def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, config: FitConfig):
+def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, config: FitConfig,
+                ends: tuple[int, ...] | None = None):
     """Returns (init, step) for batched fitting at pixel size `hw` with a fixed layout.
 
-    init(programs, targets) -> state; step(state, programs, targets, i) -> (state, loss [B]).
+    The loss is the MSE of the finished canvas plus `config.stage_weight` times the MSE of every
+    intermediate stage canvas (after the first `ends[s]` strokes): each stage is fitted to be the
+    best picture its strokes make over the strokes before them, not only the last one.
+    init(programs, targets) -> state; step(state, programs, targets, i) -> (state, loss [B]),
+    loss being the finished canvas's MSE.
     `programs` carry a leading batch axis, `targets` are [B, H, W, 3]. Cached: every batch
     with the same shapes, layout and config reuses one compiled step. The batch is iterated
     with `lax.map` (not `vmap`): batched window updates would become scatters, several
@@ -81,9 +120,16 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
         optax.cosine_decay_schedule(1.0, config.steps, alpha=0.05)))
     step_sizes = jnp.asarray(_STEP) * config.lr
 
-    def loss_fn(params, program, target, softness):
-        img = raster.render(program._replace(params=params), hw, layout, softness, medium)
-        return jnp.mean(jnp.square(img - target))
+    layout_strokes = sum(c for _, c in layout)
+    ends = (layout_strokes,) if ends is None else tuple(ends)
+    if ends[-1] != layout_strokes:
+        raise ValueError(f"the last stage must end at the last stroke ({layout_strokes}), got {ends}")
+    is_stage = jnp.asarray([1.0] * (len(ends) - 1) + [0.0], jnp.float32)  # [S]
+
+    def loss_fn(params, program, target, softness, stage_weight):
+        stages = raster.render_stages(program._replace(params=params), hw, layout, ends, softness, medium)  # [S, H, W, 3]
+        mse = jnp.mean(jnp.square(stages - target), axis=(1, 2, 3))  # [S]
+        return jnp.sum((1.0 + is_stage * (stage_weight - 1.0)) * mse), mse[-1]
 
     def init_one(program, target):
         lo, hi = _bounds(program.params, program.canvas_hw, size, config.grow)
@@ -91,8 +137,10 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
 
     def step_one(state, program, target, i):
         frac = i / jnp.maximum(config.steps - 1, 1)
-        softness = config.softness_end + (config.softness_start - config.softness_end) * 0.5 * (1 + jnp.cos(jnp.pi * frac))
-        loss, grad = jax.value_and_grad(loss_fn)(state["params"], program, target, softness)
+        anneal = 0.5 * (1 + jnp.cos(jnp.pi * frac))  # 1 -> 0
+        softness = config.softness_end + (config.softness_start - config.softness_end) * anneal
+        stage_weight = config.stage_weight_end + (config.stage_weight - config.stage_weight_end) * anneal
+        (_, loss), grad = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], program, target, softness, stage_weight)
         updates, opt = tx.update(grad, state["opt"], state["params"])
         params = jnp.clip(state["params"] - updates * step_sizes, state["lo"], state["hi"])
         return dict(state, params=params, opt=opt), loss
@@ -136,13 +184,15 @@ def fit_programs(
     dev_programs = jax.tree.map(jnp.asarray, programs)
     coarse_steps = int(round(config.steps * config.coarse_fraction)) if max(h, w) // 2 >= config.min_coarse_size else 0
     phases = [(_half(targets), coarse_steps), (targets, config.steps - coarse_steps)]
+    ends = (batch_stage_ends([p.level for p in singles], config.block_in_splits, config.refine_splits)
+            if config.stage_weight > 0 else None)
     state, loss, i = None, None, 0
     for phase_targets, steps in phases:
         if steps <= 0:
             continue
         ph, pw = phase_targets.shape[1:3]
         layout = raster.batch_layout(singles, max(ph, pw), softness=config.softness_start, grow=config.grow)
-        init, step = make_fitter((ph, pw), layout, medium if same_medium else None, config)
+        init, step = make_fitter((ph, pw), layout, medium if same_medium else None, config, ends)
         dev_targets = jnp.asarray(phase_targets)
         fresh = init(dev_programs, dev_targets)  # bounds for this resolution
         state = fresh if state is None else dict(fresh, params=state["params"], opt=state["opt"])

@@ -12,26 +12,33 @@ import numpy as np
 from paintproc_jax.program import MEDIA
 
 # Columns of RENDER_TABLE. Lengths that scale with the stroke are fractions of its width.
+# How each term is drawn is documented in `raster.stroke_window`.
 RENDER_COLUMNS = (
     "opacity",  # multiplies each stroke's opacity (watercolour is a transparent wash)
     "edge",  # extra edge softness, fraction of the stroke width (soft wash vs crisp marker)
-    "bristle",  # amplitude of bristle streaks along the stroke (oil/acrylic)
-    "bristles",  # number of streaks across the stroke width
-    "shade",  # colour modulation by the streaks (paint ridges catch light)
-    "dry",  # fade toward the end of the stroke (brush running dry)
+    "bristle",  # depth of the grooves between bristle streaks (alpha), growing as the load thins
+    "bristles",  # bristle clumps across the stroke width (each with its own paint load)
+    "shade",  # colour modulation by the paint ridges (height and relief catch the light)
+    "dry",  # dry brush: how far low bristles run out over the last part of the stroke
     "grain",  # amplitude of paper grain that breaks up the deposit (pencil, watercolour)
     "grain_cells",  # grain cells per canvas long side (resolution independent)
-    "rim",  # edge darkening of a wash (watercolour pigment pooling at the edge)
+    "rim",  # pigment pooling just inside the edge of a wash: denser, darker (watercolour, marker)
+    "rim_width",  # width of that pooled band, fraction of the stroke width
 )
 R = {name: i for i, name in enumerate(RENDER_COLUMNS)}
 
+# Oil: few coarse clumps, strong relief in colour, dry-brush ends; opaque body (grooves are thin).
+# Acrylic: finer, flatter streaks, crisper edge, less breakup. Watercolour: transparent, soft edge,
+# faint uneven wash, granulating paper grain, pigment pooled at the rim. Pencil: thin lines along
+# the stroke broken by strong paper tooth, lighter at the lift-off. Marker: flat and crisp, ink
+# pooled at the edge, darker where strokes overlap (opacity < 1).
 _RENDER = {
-    #              opac  edge  brist  n    shade  dry   grain  cells  rim
-    "oil":        (1.00, 0.04, 0.16, 7.0, 0.06, 0.25, 0.00, 600.0, 0.00),
-    "acrylic":    (1.00, 0.02, 0.08, 11.0, 0.03, 0.12, 0.00, 600.0, 0.00),
-    "watercolor": (0.60, 0.15, 0.00, 1.0, 0.00, 0.00, 0.20, 500.0, 0.30),
-    "pencil":     (0.85, 0.05, 0.10, 3.0, 0.00, 0.10, 0.55, 900.0, 0.00),
-    "marker":     (0.90, 0.01, 0.00, 1.0, 0.00, 0.00, 0.04, 600.0, 0.10),
+    #              opac  edge   brist  n     shade  dry   grain  cells  rim   rim_w
+    "oil":        (1.00, 0.008, 0.15, 8.0,  0.30, 0.90, 0.00, 600.0, 0.00, 0.00),
+    "acrylic":    (1.00, 0.006, 0.10, 14.0, 0.18, 0.55, 0.00, 600.0, 0.00, 0.00),
+    "watercolor": (0.60, 0.035, 0.15, 2.5,  0.00, 0.00, 0.20, 500.0, 0.40, 0.10),
+    "pencil":     (0.85, 0.010, 0.30, 3.0,  0.00, 0.50, 0.70, 700.0, 0.00, 0.00),
+    "marker":     (0.90, 0.008, 0.00, 1.0,  0.00, 0.00, 0.04, 600.0, 0.20, 0.04),
 }
 RENDER_TABLE = np.array([_RENDER[m] for m in MEDIA], np.float32)  # [num_media, len(RENDER_COLUMNS)]
 

@@ -28,18 +28,21 @@ import numpy as np
 from scipy import ndimage
 
 from paintproc_jax.program import MEDIUM_ID, NUM_PARAMS, P, StrokeProgram, canvas_hw_for, make_program
-from paintproc_jax.strokes.media import PLAN_STYLE
+from paintproc_jax.strokes.media import PLAN_STYLE, RENDER_TABLE, R
 
 # Painting order as sort keys, most significant first ("rand" = a seeded shuffle within groups).
 ORDER_POLICIES = {
+    "level-major": ("level", "layer", "rand"),  # default: block the whole canvas in far -> near, then refine level by level
     "layer-major": ("layer", "level", "rand"),  # each layer far -> near, coarse -> fine within it
-    "level-major": ("level", "layer", "rand"),  # each level coarse -> fine, far -> near within it
 }
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _WIDTH_JITTER = (0.85, 1.15)  # per-stroke width multiplier range (uniform, upper end excluded)
 _RADIUS_SLACK = 1e-5  # relative margin on slot radii: float32 rounding can never cross a window
 _PYR_MARGIN = 1.0  # blur on the pyramid level f <= sigma / margin
+_GRID_PX = 2.0  # the planning grid resolves the finest brush in at least this many cells
+_HOLE_ROUNDS = 3  # block-in strokes moved onto bare canvas at most this many times
+_COVER_MARGIN_PX = 1.5  # the planner counts a stroke's cells this far inside its edge (soft edge, dry end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +52,9 @@ class PlanConfig:
     strokes: int = 1000  # total stroke budget N
     layers: int = 3  # depth layers K
     levels: int = 4  # refinement levels L
-    order: str = "layer-major"
+    order: str = "level-major"  # a painter's order: block-in of the whole canvas, then ever finer levels
     medium: str = "oil"
-    base_coverage: float = 2.5  # how many times level 0 covers the canvas (no canvas left bare)
+    base_coverage: float = 5.0  # how many times level 0 covers the canvas (big block-in strokes: no canvas left bare)
     coverage: float = 1.5  # how many times each finer level covers the area that still needs detail
     growth: float = 2.0  # stroke count ratio of consecutive levels (finer levels get more)
     aspect: float = 2.5  # stroke length / width for a perfectly oriented structure
@@ -380,6 +383,98 @@ def _first_positive(*weights: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
+# The canvas so far: a hard, opaque-core raster of the planned strokes on a coarse grid.
+
+
+def _grid_factor(config: PlanConfig, hw: tuple[int, int]) -> int:
+    """Block factor f = 2^k of the planning grid: the finest level's brush stays >= _GRID_PX grid px wide."""
+    counts = level_counts(config.strokes, config.levels, config.growth)
+    finest = _level_width_px(config, hw, len(counts) - 1, int(counts[-1]), 1.0)
+    k = int(np.floor(np.log2(max(finest / _GRID_PX, 1.0))))
+    return 2 ** max(0, min(k, int(np.floor(np.log2(max(1, min(hw) // 8))))))
+
+
+def _cover(p: np.ndarray, grid_hw: tuple[int, int], f: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cells inside each stroke's core (the same bent capsule as the renderer, no soft edge).
+
+    p [m, NUM_PARAMS] (canvas units) on a grid of f-px cells -> (flat cell index [k], stroke [k]).
+    """
+    m = len(p)
+    if m == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    gh, gw = grid_hw
+    sc = scale / f  # grid px per canvas unit
+    width = np.maximum(p[:, P["width"]] * scale, 0.5) / f
+    length = np.maximum(p[:, P["length"]] * scale / f, width)
+    half = 0.5 * length
+    sag = p[:, P["bend"]] * length
+    radius = np.hypot(0.5 * (length - width), sag) + 0.5 * width
+    ws = int(np.ceil(2 * radius.max())) + 2
+    cy, cx = p[:, P["y"]] * sc, p[:, P["x"]] * sc
+    oy = np.floor(cy - 0.5 * ws).astype(np.int64)
+    ox = np.floor(cx - 0.5 * ws).astype(np.int64)
+    r = np.arange(ws)
+    gy = oy[:, None] + r  # [m, ws]
+    gx = ox[:, None] + r
+    dy = (gy + 0.5 - cy[:, None]).astype(np.float32)[:, :, None]  # [m, ws, 1]
+    dx = (gx + 0.5 - cx[:, None]).astype(np.float32)[:, None, :]  # [m, 1, ws]
+    ca = np.cos(p[:, P["angle"]])[:, None, None]
+    sa = np.sin(p[:, P["angle"]])[:, None, None]
+    u = dx * ca + dy * sa  # [m, ws, ws]
+    v = dy * ca - dx * sa
+    h3, w3 = half[:, None, None], width[:, None, None]
+    uc = np.clip(u, -h3, h3)
+    vr = v - sag[:, None, None] * (1.0 - np.square(uc / h3))
+    core = np.maximum(np.abs(u) - (h3 - 0.5 * w3), 0.0)
+    rim = np.maximum(0.5 * w3 - _COVER_MARGIN_PX / f, 0.25)  # a cell counts as covered well inside the edge
+    inside = core * core + vr * vr < np.square(rim)
+    inside &= ((gy >= 0) & (gy < gh))[:, :, None] & ((gx >= 0) & (gx < gw))[:, None, :]
+    k, iy, ix = np.nonzero(inside)
+    return gy[k, iy] * gw + gx[k, ix], k
+
+
+def _paint_level(canvas: np.ndarray, target: np.ndarray, p: np.ndarray, rank: np.ndarray, alpha: np.ndarray,
+                 f: int, scale: float, prior: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paints one level's strokes over the grid canvas with least-squares colours.
+
+    canvas, target [gh, gw, 3]; p [m, NUM_PARAMS]; rank [m] painting order within the level;
+    alpha [m] opacity. Each stroke's colour is the one that makes its visible cells (where it is
+    the topmost stroke of the level) closest to the target over the canvas under it,
+    c = mean((T - (1 - a) U) / a), shrunk toward its planned colour by `prior` cells' worth.
+    Returns (colours [m, 3], new canvas, covered-cells mask [gh, gw], visible cells per stroke [m]).
+    """
+    gh, gw = canvas.shape[:2]
+    flat, k = _cover(p, (gh, gw), f, scale)
+    top = np.full(gh * gw, -1, np.int64)
+    np.maximum.at(top, flat, rank[k])
+    covered = top >= 0
+    by_rank = np.argsort(rank)
+    sid = by_rank[top[covered]]  # stroke on top of each covered cell
+    a = alpha[sid][:, None]
+    under = canvas.reshape(-1, 3)[covered]
+    want = (target.reshape(-1, 3)[covered] - (1.0 - a) * under) / a  # colour each cell asks for
+    m = len(p)
+    n_vis = np.bincount(sid, minlength=m).astype(np.float32)
+    sums = np.stack([np.bincount(sid, weights=want[:, c], minlength=m) for c in range(3)], -1)
+    planned = p[:, P["r"] : P["b"] + 1]
+    colours = np.clip((sums + prior * planned) / (n_vis + prior)[:, None], 0.0, 1.0).astype(np.float32)
+    out = canvas.reshape(-1, 3).copy()
+    out[covered] = a * colours[sid] + (1.0 - a) * under
+    return colours, out.reshape(gh, gw, 3), covered.reshape(gh, gw), n_vis
+
+
+def _holes(covered: np.ndarray, n: int) -> list[tuple[np.ndarray, float]]:
+    """Up to `n` bare patches of the grid, largest first: (centre (y, x) in grid px, radius in grid px)."""
+    labels, count = ndimage.label(~covered, structure=np.ones((3, 3)))
+    if count == 0:
+        return []
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.argsort(-sizes)[:n] + 1
+    centres = ndimage.center_of_mass(~covered, labels, keep)
+    return [(np.asarray(c) + 0.5, float(np.sqrt(sizes[i - 1] / np.pi))) for c, i in zip(centres, keep)]
+
+
+# ----------------------------------------------------------------------------------------------
 # The planner.
 
 
@@ -411,32 +506,38 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
         bounds = _slot_bounds(config, hw)  # [L, 3]
         layer_onehot = (layer_map[..., None] == np.arange(k_layers)).astype(np.float32)  # [H, W, K]
     pyr = _Pyramid(image)
+    gf = _grid_factor(config, hw)  # the canvas so far is kept on a grid of gf-px cells
+    gk = int(np.log2(gf))
+    target_g = pyr.level(gk)  # [gh, gw, 3] block means
+    gh, gw = target_g.shape[:2]
+    canvas_g = np.broadcast_to(np.asarray(config.background, np.float32), target_g.shape).copy()
+    medium_alpha = float(RENDER_TABLE[MEDIUM_ID[config.medium], R["opacity"]])
+    if config.slots:
+        in_layer_g = _Pyramid(layer_onehot).level(gk)  # [gh, gw, K] share of each layer per cell
 
-    rows, layers, levels, pads = [], [], [], []
-    prev = None  # (blurred features, factor) of the previous level
+    rows, layers, levels, pads, rands = [], [], [], [], []
     for lvl, n in enumerate(counts):
         n = int(n)
         if lvl == 0:
             detail, frac = None, 1.0
-        else:  # what the previous level's brush scale misses: [H, W]
-            diff = np.abs(image - _upsample(prev[0][..., :3], prev[1], hw))
-            detail = diff[..., 0] + diff[..., 1] + diff[..., 2]
+        else:  # what the canvas so far still misses: [gh, gw]
+            detail = np.abs(target_g - canvas_g).sum(-1)
             frac = _support_fraction(detail)
         width = _level_width_px(config, hw, lvl, n, 1.0 if config.slots else frac)
         sigma = 0.5 * width
-        cells = _Cells(hw, np.sqrt(h * w * frac / n))
+        cells = _Cells((gh, gw), np.sqrt(h * w * frac / n) / gf)
         if detail is None:
             cell_w = np.ones((cells.gh, cells.gw))
-        else:  # mean detail per cell, blurred at the brush scale (in cell units)
+        else:  # mean residual per cell, blurred at the brush scale (in cell units)
             cell_w = cells.sums(detail) / (cells.ch * cells.cw)
-            cell_w = ndimage.gaussian_filter(cell_w, (sigma / cells.ch, sigma / cells.cw), mode="nearest")
+            cell_w = ndimage.gaussian_filter(cell_w, (sigma / gf / cells.ch, sigma / gf / cells.cw), mode="nearest")
             cell_w = np.maximum(cell_w, 0.0) ** config.detail_gamma
 
         # Positions [n_real, 2] (y, x px), layer ids and padding counts of this level.
         if config.slots:
-            in_layer = cells.sums(layer_onehot) / (cells.ch * cells.cw)  # [gh, gw, K] layer share of each cell
+            in_layer = cells.sums(in_layer_g) / (cells.ch * cells.cw)  # [cgh, cgw, K] layer share of each cell
             pos, lay, n_pads = [], [], []
-            for k in range(k_layers):  # group (k, lvl): detail inside layer k (else the layer, else anywhere)
+            for k in range(k_layers):  # group (k, lvl): residual inside layer k (else the layer, else anywhere)
                 n_real = int(reals[k, lvl])
                 pos.append(cells.place(_first_positive(cell_w * in_layer[..., k], in_layer[..., k], cell_w), n_real, rng))
                 lay.append(np.full(n_real, k, np.int32))
@@ -444,9 +545,12 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
             pos, lay = np.concatenate(pos), np.concatenate(lay)
         else:
             pos = cells.place(_first_positive(cell_w), n, rng)
+            lay, n_pads = None, [0] * k_layers
+        pos = np.minimum(pos * gf, np.array([h, w]) - 1e-3)  # grid px -> image px
+        if lay is None:
             iy = np.clip(pos[:, 0].astype(int), 0, h - 1)
             ix = np.clip(pos[:, 1].astype(int), 0, w - 1)
-            lay, n_pads = layer_map[iy, ix], [0] * k_layers
+            lay = layer_map[iy, ix]
 
         feat, f = _blurred_features(pyr, sigma)
         at = _sample(feat, pos, f)  # [m, 6]: colour, structure tensor
@@ -457,6 +561,10 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
         p[:, P["y"]] = pos[:, 0] / scale
         p[:, P["width"]] = width / scale * rng.uniform(*_WIDTH_JITTER, m)
         p[:, P["length"]] = p[:, P["width"]] * (1.0 + (aspect - 1.0) * (0.35 + 0.65 * coherence))
+        if lvl == 0:  # the block-in keeps its planned area (coverage) when the structure is not oriented
+            grow = np.sqrt(aspect * p[:, P["width"]] / p[:, P["length"]])
+            p[:, P["width"]] *= grow
+            p[:, P["length"]] *= grow
         p[:, P["angle"]] = direction + rng.normal(0, 0.15, m)
         p[:, P["bend"]] = np.clip(rng.normal(0, config.bend, m), -2 * config.bend, 2 * config.bend)
         p[:, P["r"] : P["b"] + 1] = np.clip(at[:, :3], 0.0, 1.0)
@@ -467,23 +575,47 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
             p[:, P["width"]] = np.minimum(p[:, P["width"]], wmax)
             p[:, P["length"]] = np.minimum(p[:, P["length"]], lmax)
             p[:, P["bend"]] = np.clip(p[:, P["bend"]], -bmax, bmax)
+        # Least-squares colours over the canvas so far, in this level's painting order (layer, then shuffled).
+        rand = rng.permutation(m)
+        rank = np.empty(m, np.int64)
+        rank[np.lexsort((rand, lay))] = np.arange(m)
+        under = canvas_g
+        colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale)
+        for _ in range(_HOLE_ROUNDS if lvl == 0 else 0):  # the block-in leaves no bare canvas
+            holes = _holes(covered, max(1, m // 4))
+            if not holes:
+                break
+            movable = np.argsort(n_vis, kind="stable")  # the strokes that show least move first
+            for (cy, cx), radius in holes:
+                i = int(movable[0])
+                movable = movable[1:]
+                p[i, P["y"]], p[i, P["x"]] = min(cy * gf, h - 1e-3) / scale, min(cx * gf, w - 1e-3) / scale
+                if not config.slots:  # big enough for the patch (slot strokes keep their slot's size)
+                    p[i, P["width"]] = max(p[i, P["width"]], (2.0 * radius + 2.0) * gf / scale)
+                    p[i, P["length"]] = max(p[i, P["length"]], p[i, P["width"]])
+                if not config.slots:
+                    lay[i] = layer_map[min(int(cy * gf), h - 1), min(int(cx * gf), w - 1)]
+            rank[np.lexsort((rand, lay))] = np.arange(m)
+            colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale)
+        p[:, P["r"] : P["b"] + 1] = colours
         rows.append(p)
         layers.append(lay)
         levels.append(np.full(m, lvl, np.int32))
         pads.append(np.zeros(m, bool))
+        rands.append(rand)
         for k, n_pad in enumerate(n_pads):  # padding slots of this level's groups
             if n_pad:
                 rows.append(_padding_params(n_pad, (h / scale, w / scale), config.background))
                 layers.append(np.full(n_pad, k, np.int32))
                 levels.append(np.full(n_pad, lvl, np.int32))
                 pads.append(np.ones(n_pad, bool))
-        prev = (feat, f)
+                rands.append(np.zeros(n_pad, np.int64))
 
     params = np.concatenate(rows)
     layer = np.concatenate(layers).astype(np.int32)
     level = np.concatenate(levels)
     pad = np.concatenate(pads)
-    order = painting_order(layer, level, config.order, rng, pad=pad)
+    order = painting_order(layer, level, config.order, rng, pad=pad, rand=np.concatenate(rands))
     return make_program(
         params[order],
         layer=layer[order],
@@ -505,13 +637,15 @@ def _padding_params(n: int, canvas_hw: tuple[float, float], background) -> np.nd
 
 
 def painting_order(
-    layer: np.ndarray, level: np.ndarray, policy: str, rng: np.random.Generator, pad: np.ndarray | None = None
+    layer: np.ndarray, level: np.ndarray, policy: str, rng: np.random.Generator, pad: np.ndarray | None = None,
+    rand: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Indices that sort strokes by the policy's keys (stable; seeded shuffle within groups).
+    """Indices that sort strokes by the policy's keys (stable; seeded shuffle within groups, or
+    the given `rand` keys).
 
     Padding strokes (`pad` True) go after the real strokes of their group.
     """
-    keys = {"layer": layer, "level": level, "rand": rng.permutation(len(layer))}
+    keys = {"layer": layer, "level": level, "rand": rng.permutation(len(layer)) if rand is None else rand}
     names = list(ORDER_POLICIES[policy])
     if pad is not None:
         keys["pad"] = pad

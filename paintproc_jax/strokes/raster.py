@@ -155,9 +155,14 @@ def pad_for(layout: Layout, hw: tuple[int, int]) -> int:
 # Device side: one stroke on its window.
 
 
-def _hash01(ix, iy):
-    """Deterministic pseudo-random values in [0, 1) on an integer lattice (paper grain)."""
-    h = ix.astype(jnp.uint32) * jnp.uint32(73856093) ^ iy.astype(jnp.uint32) * jnp.uint32(19349663)
+def _hash01(ix, iy, salt=0):
+    """Deterministic pseudo-random values in [0, 1) on an integer lattice (paper grain, bristles).
+
+    `ix`, `iy` are integer-valued floats (any sign) or ints; `salt` (int) picks another lattice.
+    Integer arithmetic only (wrapping uint32 multiplies), no transcendentals.
+    """
+    u32 = lambda z: jnp.asarray(z).astype(jnp.int32).astype(jnp.uint32)  # noqa: E731  (wraps negatives)
+    h = u32(ix) * jnp.uint32(73856093) ^ u32(iy) * jnp.uint32(19349663) ^ u32(salt) * jnp.uint32(83492791)
     h = (h ^ (h >> 13)) * jnp.uint32(0x5BD1E995)
     h = h ^ (h >> 15)
     return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * (1.0 / 65536.0)
@@ -167,6 +172,37 @@ def _wave(x):
     """Smooth periodic bump in [0, 1] with period 1 (a cheap stand-in for a sine: no transcendentals)."""
     f = x - jnp.floor(x)
     return 16.0 * jnp.square(f * (1.0 - f))
+
+
+def _lattice(k, salt):
+    """Two independent pseudo-random values in [0, 1) per integer `k` (a float) and uint32 `salt`.
+
+    One integer hash (multiply / xor-shift rounds, wrapping uint32) whose low and high 16 bits
+    give the two values: half the hashing of two separate lattices.
+    """
+    h = k.astype(jnp.int32).astype(jnp.uint32) * jnp.uint32(0x9E3779B1) + salt
+    h = (h ^ (h >> 15)) * jnp.uint32(0x2C1B3C6D)
+    h = (h ^ (h >> 12)) * jnp.uint32(0x297A2D39)
+    h = h ^ (h >> 15)
+    return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * (1.0 / 65536.0), (h >> 16).astype(jnp.float32) * (1.0 / 65536.0)
+
+
+def _noise(s, salt):
+    """Two 1-D value noises along `s`: hashed heights at its integers, smoothstep in between.
+
+    Returns two [0, 1] heights. Random lattice values rather than a periodic wave, so features
+    come at irregular spacing and strength.
+    """
+    k = jnp.floor(s)
+    f = s - k
+    fs = f * f * (3.0 - 2.0 * f)
+    a0, b0 = _lattice(k, salt)
+    a1, b1 = _lattice(k + 1.0, salt)
+    return a0 + (a1 - a0) * fs, b0 + (b1 - b0) * fs
+
+
+def _sat(x):
+    return jnp.clip(x, 0.0, 1.0)
 
 
 def _term(m, name):
@@ -179,11 +215,48 @@ def _on(m, name) -> bool:
     return not isinstance(m, np.ndarray) or float(m[R[name]]) != 0.0
 
 
+def _flag(m, name):
+    """1 where the medium has term `name`, else 0 (static: a Python float; traced: an array).
+
+    Couplings between terms (grain or rim following the streaks) are scaled by it, so a traced
+    medium row renders exactly what the static specialisation (which skips the term) renders.
+    """
+    v = m[R[name]]
+    return float(float(v) != 0.0) if isinstance(m, np.ndarray) else (v != 0.0).astype(jnp.float32)
+
+
+# Bristle texture constants (see `stroke_window`).
+_FINE = 2.63  # fine streaks per clump across (irrational-ish: the two lattices never line up)
+_FINE_ALONG = 1.2  # fine streaks: length (in stroke widths) over which their load wanders
+_HAIR = 3.7  # single hairs per fine streak across
+_DRY_START = 0.55  # fraction of the length where the brush starts running dry
+_MIN_BLUR = 0.75  # px: streaks fade in from 2x this spacing (at softness 0) to 4x ...
+_CLUMP_BLUR = 2.0  # ... and clumps (broad, strong) from twice that: at low resolution the
+# picture keeps the same look (what a 4x larger render shows, averaged down, stays close)
+
+
 def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softness):
     """Alpha [w, w] and colour [w, w, 3] of stroke `p` on the window at padded pixel `origin`.
 
     `medium_row` is a row of RENDER_TABLE: a NumPy row (static medium: texture terms with zero
     amplitude are not computed) or a traced one (medium chosen per program at run time).
+
+    Texture (amplitudes from the medium row, see media.py):
+      * Bristles: the brush is a row of bristle clumps across the stroke (`bristles` of them)
+        each with its own paint load (hashed per stroke from `seed`), plus finer streaks
+        (`_FINE` per clump) whose load wanders slowly along the stroke. Heights are value
+        noise in the across coordinate measured from the *bent* centre line, so streaks run
+        along the stroke at irregular spacing, never as evenly spaced parallel arcs.
+      * Load along the stroke: the brush is loaded at the start, where the paint fills the
+        grooves (weak streaks), and thins toward the end (stronger streaks); from
+        `_DRY_START` of the length on, low bristles run out first (`dry`), so the stroke's end
+        breaks up into separate streaks (dry brush). The body stays nearly opaque: gaps are
+        thin grooves (`bristle`), the breakup is at the end.
+      * Shade: paint ridges catch the light: colour moves toward white on lit flanks and high
+        ridges and toward black in grooves (`shade`), relief lit from the upper left. Colour,
+        not alpha, carries most of an oil stroke's texture.
+      * Grain: paper grain fixed to the canvas, breaking up the deposit (pencil, watercolour).
+      * Rim: pigment pools at the edge of a wash: denser and darker just inside the edge.
     """
     f32 = jnp.float32
     m = medium_row
@@ -204,31 +277,80 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
     sd = jnp.sqrt(core * core + vr * vr + 1e-6) - 0.5 * width  # signed distance, px
 
     sigma = jnp.sqrt(softness**2 + AA_SIGMA**2 + jnp.square(_term(m, "edge") * width))
-    alpha = jax.nn.sigmoid(-sd / sigma)
-    shade = None
+    gain, lift = None, None  # colour = rgb * gain + lift  ([w, w] each; None = rgb as is)
+    b = None  # paint height of the bristle streaks, [w, w] in ~[0, 1]
     if _on(m, "bristle") or _on(m, "dry") or _on(m, "shade"):
-        # Bristle streaks across the stroke, stronger as the brush runs dry toward the end.
-        t = vr / (0.5 * width)  # [-1, 1] across
         a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
-        seed = p[P["seed"]]
         n = _term(m, "bristles")
-        b = (2.0 * _wave(0.5 * n * t + seed) + _wave(1.15 * n * t + 13.0 * seed)) / 3.0  # [0, 1]
-        alpha = alpha * (1.0 - _term(m, "bristle") * b * (0.4 + 0.6 * a)) * (1.0 - _term(m, "dry") * a**3)
-        shade = 1.0 + _term(m, "shade") * (b - 0.5)
+        # A window narrower than the finest streaks' fade-in holds no stroke wide enough to show
+        # any (all fades below are 0 and b is 0.5): skip the noise (most small strokes; static).
+        if isinstance(n, float) and w <= n * min(_CLUMP_BLUR, _FINE) * 2.0 * _MIN_BLUR:
+            b = 0.5
+        else:
+            # The stroke's own bristles: a per-stroke salt for each octave's lattice (scalars).
+            salt = jnp.floor(p[P["seed"]] * 65536.0).astype(jnp.uint32) * jnp.uint32(0x85EBCA6B)
+            # Texture coordinates: clumps across (0..n, from the bent centre line) and along.
+            s = (0.5 * n) * (vr / (0.5 * width) + 1.0)
+            r = (u + half) / (_FINE_ALONG * width) + 2.0 * p[P["seed"]]
+            clump, _ = _noise(s, salt)  # one load per clump, all along the stroke
+            # Fine streaks: two patterns, cross-faded along the stroke (their load wanders).
+            fa, fb = _noise(_FINE * s + 0.37, salt + jnp.uint32(0x68E31DA4))
+            fine = fa + (fb - fa) * _wave(0.5 * r)
+            crease = 2.0 * fine - 1.0  # fine streaks are ridged: thin sharp grooves where it crosses 0
+            hair, _ = _noise((_FINE * _HAIR) * s + 0.71, salt + jnp.uint32(0xB5297A4D))  # single hairs
+            # Each octave fades out where its streaks would be too close for the pixel grid or for
+            # the blur of `softness` (no aliasing noise; soft renders stay smooth for fitting).
+            blur = 2.0 * jnp.sqrt(softness**2 + _MIN_BLUR**2)  # px
+            fc, ff, fh = (_sat(width / (n * k * blur) - 1.0) for k in (_CLUMP_BLUR, _FINE, _FINE * _HAIR))
+            x = (0.45 * fc) * (clump - 0.5) + (0.4 * ff) * (jnp.abs(crease) - 0.36) + (0.3 * fh) * (hair - 0.5)
+            # Paint height in (0, 1), mean 0.5 (softly clipped). It is painted onto the stroke: not
+            # differentiated w.r.t. the stroke's geometry (a high-frequency, noisy signal for a fitter,
+            # and most of the texture's backward cost); edges, coverage, colour and opacity are. The
+            # division (an op XLA will not duplicate) also makes XLA compute the noise once per pixel
+            # instead of once in every consumer (alpha, each colour channel, each backward fusion).
+            b = jax.lax.stop_gradient(0.5 + x / (1.0 + 0.8 * jnp.abs(x)))
+        if _on(m, "bristle"):
+            # The edge follows the outermost bristles (pulled in where they carry little paint).
+            sd = sd + (0.05 * _term(m, "bristle")) * width * (1.0 - b)
+        alpha = jax.nn.sigmoid(-sd / sigma)
+        if _on(m, "bristle"):  # grooves between streaks, deeper as the load thins
+            alpha = alpha * (1.0 - _term(m, "bristle") * jnp.square(1.0 - b) * (0.3 + 0.7 * a))
+        if _on(m, "dry"):  # dry brush: low bristles run out first toward the end
+            thr = _term(m, "dry") * jnp.square(_sat((a - _DRY_START) * (1.0 / (1.0 - _DRY_START))))
+            alpha = alpha * _sat((b - thr) * 6.0 + 1.0)
+        if _on(m, "shade") and not isinstance(b, float):
+            # Ridges catch the light, grooves stay dark, more so as the paint thins (colour only:
+            # the shading is not differentiated w.r.t. geometry; that path doubled the backward).
+            k = (_term(m, "shade") * 2.0) * (b - 0.5) * (0.6 + 0.4 * jax.lax.stop_gradient(a))
+            up, down = jnp.maximum(k, 0.0), jnp.maximum(-k, 0.0)
+            gain, lift = 1.0 - up - down, up  # toward white on ridges, toward black in grooves
+    else:
+        alpha = jax.nn.sigmoid(-sd / sigma)
     if _on(m, "grain"):  # paper grain, fixed to the canvas (not the stroke)
         cells = _term(m, "grain_cells")
         gx = jnp.floor(xs * cells)[None, :]
         gy = jnp.floor(ys * cells)[:, None]
-        alpha = alpha * (1.0 - _term(m, "grain") * _hash01(gx, gy))
+        tooth = _hash01(gx, gy)
+        if b is not None:  # light pressure (low streaks) leaves more of the paper's tooth bare
+            tooth = _sat(tooth + (1.5 * _flag(m, "bristle")) * (0.5 - b))
+        alpha = alpha * (1.0 - _term(m, "grain") * tooth)
     alpha = alpha * jnp.clip(p[P["opacity"]], 0.0, 1.0) * _term(m, "opacity")
-    if _on(m, "rim"):  # pigment pooling at the edge of a wash
-        rim = 1.0 - _term(m, "rim") * jnp.exp(-jnp.square(sd / (0.15 * width + 0.5)))
-        shade = rim if shade is None else shade * rim
+    if _on(m, "rim"):  # pigment pools just inside the edge of a wash: denser and darker there
+        band = _term(m, "rim_width") * width + 0.7
+        q = _sat(1.0 - jnp.square((sd + band) * (0.5 / band)))  # a bump around sd = -band
+        pool = _term(m, "rim") * (q * q)
+        if b is not None:  # pools unevenly along the edge (with the streaks of the wash)
+            pool = pool * (1.0 + _flag(m, "bristle") * (1.4 * b - 0.7))
+        alpha = jnp.minimum(alpha * (1.0 + pool), 1.0)
+        gain = 1.0 - 0.25 * pool if gain is None else gain * (1.0 - 0.25 * pool)
+        lift = None if lift is None else lift * (1.0 - 0.25 * pool)
     rgb = p[P["r"] : P["b"] + 1]
-    if shade is None:
+    if gain is None:
         color = jnp.broadcast_to(rgb, (w, w, 3))
     else:
-        color = rgb[None, None, :] * shade[..., None]  # [w, w, 3]
+        color = rgb[None, None, :] * gain[..., None]  # [w, w, 3]
+        if lift is not None:
+            color = color + lift[..., None]
     return alpha, color
 
 
@@ -337,17 +459,49 @@ def render(program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness
 
     `medium` (static) specialises the renderer to one medium; None reads `program.medium`.
     """
+    return render_stages(program, hw, layout, (program.params.shape[-2],), softness, medium)[0]
+
+
+def split_layout(layout: Layout, ends: Sequence[int]) -> Layout:
+    """`layout` with its runs cut at the stroke counts `ends` (same windows, more runs)."""
+    cuts = sorted(set(int(e) for e in ends))
+    runs, start = [], 0
+    for w, count in layout:
+        stop = start + count
+        for cut in cuts:
+            if start < cut < stop:
+                runs.append((w, cut - start))
+                start = cut
+        runs.append((w, stop - start))
+        start = stop
+    return tuple(runs)
+
+
+def render_stages(
+    program: StrokeProgram, hw: tuple[int, int], layout: Layout, ends: Sequence[int], softness=0.0, medium: int | None = None
+) -> jax.Array:
+    """Canvases after the first `ends[s]` strokes (static, increasing, in [0, N]): [S, H, W, 3].
+
+    One pass over the strokes (the layout's runs are cut at `ends`), differentiable in params
+    through the same window-sized VJP as `render`: a loss on every stage costs about one render.
+    """
     _check_layout(program, layout)
+    ends = tuple(int(e) for e in ends)
+    if list(ends) != sorted(set(ends)) or not ends or ends[0] < 0 or ends[-1] > program.params.shape[-2]:
+        raise ValueError(f"stage ends must increase within [0, {program.params.shape[-2]}], got {ends}")
     scale, pad, phw = _geometry(hw, layout)
     canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
+    stages = [canvas] * sum(e == 0 for e in ends)
     start = 0
-    for w, count in layout:
+    for w, count in split_layout(layout, ends):
         alpha, color, origins = _run_windows(program, start, count, w, scale, pad, phw, softness, medium)
         # Materialise the windows before the scan, so XLA does not fuse (recompute) them into it.
         alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
         canvas = composite(canvas, alpha, color, origins)
         start += count
-    return canvas[pad : pad + hw[0], pad : pad + hw[1]]
+        if start in ends:
+            stages.append(canvas)
+    return jnp.stack(stages)[:, pad : pad + hw[0], pad : pad + hw[1]]
 
 
 def _composite_frames(carry, alpha, color, origins, frame_of):
