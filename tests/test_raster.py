@@ -186,3 +186,160 @@ def test_render_stages_are_prefix_renders_with_their_gradients(rng):
     assert raster.split_layout(((8, 10), (16, 4)), (3, 10, 12)) == ((8, 3), (8, 7), (16, 2), (16, 2))
     with pytest.raises(ValueError, match="stage ends"):
         raster.render_stages(dev, HW, layout, (11, 5), 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Brushwork: what each medium's texture looks like on one large stroke (stroke_window directly).
+
+def _big_stroke(medium, *, w=128, width=0.35, length=0.8, bend=0.0, seed=0.3, softness=0.0, traced=False):
+    """Alpha [w, w], colour [w, w, 3] of one horizontal mid-grey stroke filling a w-px canvas, and
+    its coordinates: `along` (0 at the start, 1 at the end), `across` (px from the bent centre
+    line) and `sd` (px, signed distance to the capsule's outline, < 0 inside)."""
+    p = np.zeros(NUM_PARAMS, np.float32)
+    p[[P["x"], P["y"], P["length"], P["width"], P["angle"], P["bend"]]] = 0.5, 0.5, length, width, 0.0, bend
+    p[P["r"] : P["b"] + 1] = 0.5
+    p[P["opacity"]], p[P["seed"]] = 1.0, seed
+    row = raster.RENDER_TABLE[MEDIA.index(medium)]
+    row = jnp.asarray(row) if traced else row
+    alpha, color = raster.stroke_window(jnp.asarray(p), row, jnp.zeros(2, jnp.int32), w, float(w), 0, softness)
+    c = (np.arange(w) + 0.5) - 0.5 * w  # px from the centre
+    half, wpx = 0.5 * length * w, width * w
+    u = np.broadcast_to(c[None, :], (w, w))
+    across = c[:, None] - bend * 2 * half * (1 - np.square(np.clip(u / half, -1, 1)))
+    sd = np.hypot(np.maximum(np.abs(u) - (half - 0.5 * wpx), 0), across) - 0.5 * wpx
+    return np.asarray(alpha), np.asarray(color), u / (2 * half) + 0.5, across, sd
+
+
+def _inside(along, across, width_px, lo, hi, margin=0.8):
+    """Pixels well inside the stroke's width, between fractions lo and hi of its length."""
+    return (np.abs(across) < margin * 0.5 * width_px) & (along > lo) & (along < hi)
+
+
+def test_oil_streaks_run_along_the_stroke():
+    # In the body, shading and coverage change much faster across the stroke than along it.
+    w, width = 128, 0.35
+    alpha, color, along, across, _ = _big_stroke("oil", w=w, width=width)
+    ins = _inside(along, across, width * w, 0.1, 0.6)
+    for img in (color[..., 0], alpha):
+        d_along = np.abs(np.diff(img, axis=1))[ins[:, 1:] & ins[:, :-1]].mean()
+        d_across = np.abs(np.diff(img, axis=0))[ins[1:] & ins[:-1]].mean()
+        assert d_across > 1e-3  # there is a texture at all
+        assert d_across > 5 * d_along, (d_across, d_along)
+
+
+def _profile(seed, bend=0.0):
+    """Across-profile of an oil stroke's shading (the body, averaged along the stroke)."""
+    w, width = 256, 0.6
+    _, color, along, across, _ = _big_stroke("oil", w=w, width=width, length=0.9, bend=bend, seed=seed)
+    rows = np.abs(across[:, 0]) < 0.45 * width * w
+    cols = (along[0] > 0.15) & (along[0] < 0.45)
+    prof = color[..., 0][np.ix_(rows, cols)].mean(1)
+    return prof - prof.mean()
+
+
+def test_oil_streak_spacing_is_irregular_and_per_stroke():
+    for seed in (0.1, 0.4, 0.8):
+        prof = _profile(seed)
+        ac = np.correlate(prof, prof, "full")[len(prof) - 1 :] / np.dot(prof, prof)
+        first_zero = int(np.argmax(ac < 0))
+        # A periodic profile (evenly spaced streaks) correlates with itself shifted by a period.
+        assert first_zero > 0 and ac[first_zero:].max() < 0.5, (seed, ac[first_zero:].max())
+    # Every stroke has its own bristles.
+    a, b = _profile(0.1), _profile(0.6)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.5
+
+
+def test_bent_stroke_streaks_follow_the_bend():
+    # Along a bent stroke, texture is constant along curves of constant distance to the centre line.
+    w, width, bend = 192, 0.3, 0.15
+    _, color, along, across, _ = _big_stroke("oil", w=w, width=width, length=0.85, bend=bend)
+    band = (along > 0.15) & (along < 0.55)
+    ins = band & (np.abs(across) < 0.4 * width * w)
+    key = np.round(across[ins]).astype(int)  # 1-px bins of distance to the bent centre line
+    vals = color[..., 0][ins]
+    bins = np.unique(key)
+    within = np.mean([vals[key == k].var() for k in bins])
+    between = np.var([vals[key == k].mean() for k in bins])
+    assert between > 3 * within, (between, within)
+
+
+@pytest.mark.parametrize("medium", ["oil", "acrylic"])
+def test_opaque_body_stays_nearly_opaque(medium):
+    # The fitter relies on opaque strokes covering what is under them: mean alpha over the first
+    # 70 % of the length, inside the stroke, at opacity 1 and softness 0.
+    w, width = 256, 0.2
+    for seed in (0.05, 0.3, 0.55, 0.8):
+        alpha, _, along, _, sd = _big_stroke(medium, w=w, width=width, length=0.6, seed=seed)
+        body = (sd < 0) & (along < 0.7)
+        assert alpha[body].mean() >= 0.93, (seed, alpha[body].mean())
+
+
+def test_oil_end_breaks_up_into_dry_brush_streaks():
+    w, width = 256, 0.2
+    alpha, _, along, across, _ = _big_stroke("oil", w=w, width=width, length=0.6)
+    body = _inside(along, across, width * w, 0.05, 0.6)
+    end = _inside(along, across, width * w, 0.88, 0.97)
+    assert np.mean(alpha[body] < 0.5) < 0.01  # no holes in the loaded body
+    assert np.mean(alpha[end] < 0.5) > 0.15  # gaps between the streaks at the dry end
+    assert np.mean(alpha[end] > 0.8) > 0.15  # ... where some streaks still carry paint
+
+
+def test_soft_renders_smooth_the_texture():
+    # Fitting starts soft: the texture fades with `softness` (wide, smooth gradients).
+    w, width = 128, 0.35
+    stds = []
+    for softness in (0.0, 6.0):
+        _, color, along, across, _ = _big_stroke("oil", w=w, width=width, softness=softness)
+        stds.append(color[..., 0][_inside(along, across, width * w, 0.1, 0.6)].std())
+    assert stds[0] > 0.02 and stds[1] < 0.3 * stds[0], stds
+
+
+def test_media_are_distinct():
+    w, width = 192, 0.3
+    stats = {}
+    for medium in MEDIA:
+        wid = width * (0.5 if medium == "pencil" else 1.0)
+        alpha, color, along, across, sd = _big_stroke(medium, w=w, width=wid, length=0.7)
+        mid = (along > 0.2) & (along < 0.6)
+        body = _inside(along, across, wid * w, 0.1, 0.7, margin=0.6)
+        level = alpha[body].mean()
+        stats[medium] = dict(
+            alpha=level, alpha_std=alpha[body].std(), shade_std=color[..., 0][body].std(),
+            tail=alpha[mid & (np.abs(sd - 3.0) < 0.5)].mean() / level,  # 3 px outside: a soft edge
+            rim=alpha[mid & (sd > -0.2 * wid * w) & (sd < -2.0)].mean() / level,  # just inside the edge
+        )
+    oil, acr, wc, pen, mk = (stats[m] for m in ("oil", "acrylic", "watercolor", "pencil", "marker"))
+    assert wc["alpha"] < 0.75 * oil["alpha"]  # watercolour is a transparent wash ...
+    assert wc["tail"] > 0.1 and oil["tail"] < 0.03 and mk["tail"] < 0.03  # ... with a soft edge
+    assert wc["rim"] > 1.1 and mk["rim"] > 1.05 and oil["rim"] < 1.02  # pigment pools at a wash's rim
+    assert pen["alpha_std"] > 3 * oil["alpha_std"]  # pencil: broken up by the paper's tooth
+    assert oil["shade_std"] > 0.02 and oil["shade_std"] > 1.3 * acr["shade_std"]  # oil: ridges; acrylic flatter
+    assert mk["shade_std"] < 1e-3 and mk["alpha_std"] < 0.05  # marker: flat ink
+
+
+@pytest.mark.parametrize("medium", range(len(MEDIA)))
+def test_textured_stroke_is_the_same_with_a_traced_medium(medium):
+    # Big strokes exercise the texture (small ones fade it out): the traced medium row, which
+    # computes every term, renders what the static specialisation renders.
+    name = MEDIA[medium]
+    a, c, *_ = _big_stroke(name, w=96, width=0.4, bend=0.1)
+    at, ct, *_ = _big_stroke(name, w=96, width=0.4, bend=0.1, traced=True)
+    np.testing.assert_allclose(at, a, atol=1e-5)
+    np.testing.assert_allclose(ct, c, atol=1e-5)
+
+
+def test_large_textured_strokes_match_the_reference_and_have_gradients(rng):
+    prog = random_program(rng, n=6, size=(0.3, 0.5), canvas_hw=(1.0, 1.0))
+    hw = (96, 96)
+    layout = raster.make_layout(prog, 96)
+    assert max(w for w, _ in layout) > 24  # windows wide enough for the texture to be computed
+    dev = jax.tree.map(jnp.asarray, prog)
+    fast = raster.render_jit(dev, hw=hw, layout=layout)
+    ref = raster.reference_render(dev, hw)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(ref), atol=2e-3)
+    target = jnp.asarray(rng.uniform(0, 1, (*hw, 3)), jnp.float32)
+    loss = lambda q: jnp.mean(jnp.square(raster.render(dev._replace(params=q), hw, layout, 0.0, 0) - target))  # noqa: E731
+    grad = np.asarray(jax.grad(loss)(dev.params))
+    assert np.all(np.isfinite(grad))
+    for col in ("x", "y", "width", "length", "angle", "r", "opacity"):
+        assert np.abs(grad[:, P[col]]).max() > 0, col

@@ -184,7 +184,8 @@ def _lattice(k, salt):
     h = (h ^ (h >> 15)) * jnp.uint32(0x2C1B3C6D)
     h = (h ^ (h >> 12)) * jnp.uint32(0x297A2D39)
     h = h ^ (h >> 15)
-    return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * (1.0 / 65536.0), (h >> 16).astype(jnp.float32) * (1.0 / 65536.0)
+    to01 = 1.0 / 65536.0
+    return (h & jnp.uint32(0xFFFF)).astype(jnp.float32) * to01, (h >> 16).astype(jnp.float32) * to01
 
 
 def _noise(s, salt):
@@ -241,22 +242,31 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
     `medium_row` is a row of RENDER_TABLE: a NumPy row (static medium: texture terms with zero
     amplitude are not computed) or a traced one (medium chosen per program at run time).
 
-    Texture (amplitudes from the medium row, see media.py):
-      * Bristles: the brush is a row of bristle clumps across the stroke (`bristles` of them)
-        each with its own paint load (hashed per stroke from `seed`), plus finer streaks
-        (`_FINE` per clump) whose load wanders slowly along the stroke. Heights are value
-        noise in the across coordinate measured from the *bent* centre line, so streaks run
-        along the stroke at irregular spacing, never as evenly spaced parallel arcs.
-      * Load along the stroke: the brush is loaded at the start, where the paint fills the
-        grooves (weak streaks), and thins toward the end (stronger streaks); from
-        `_DRY_START` of the length on, low bristles run out first (`dry`), so the stroke's end
-        breaks up into separate streaks (dry brush). The body stays nearly opaque: gaps are
-        thin grooves (`bristle`), the breakup is at the end.
-      * Shade: paint ridges catch the light: colour moves toward white on lit flanks and high
-        ridges and toward black in grooves (`shade`), relief lit from the upper left. Colour,
-        not alpha, carries most of an oil stroke's texture.
-      * Grain: paper grain fixed to the canvas, breaking up the deposit (pencil, watercolour).
-      * Rim: pigment pools at the edge of a wash: denser and darker just inside the edge.
+    Texture (amplitudes from the medium row, see media.py), after the issue "brushwork that
+    reads as paint" (periodic streaks across the stroke drew large bent strokes as evenly
+    spaced concentric rings):
+      * Bristles: the brush is a row of `bristles` clumps across the stroke, each with its own
+        paint load, plus finer ridged streaks (`_FINE` per clump) whose load wanders along the
+        stroke, plus single hairs on big strokes. All are value noise (hashed lattice values,
+        per stroke from `seed`) of the across coordinate measured from the *bent* centre line:
+        streaks run along the stroke, at irregular spacing and strength, no two strokes alike.
+        Each octave fades out where its streaks would be closer than a few pixels (or than the
+        blur of `softness`): no aliasing, and soft renders stay smooth for fitting.
+      * Load along the stroke: loaded at the start (paint fills the grooves: weak streaks),
+        thinner toward the end (stronger streaks). From `_DRY_START` of the length on, low
+        bristles run out first (`dry`): the end breaks up into separate streaks (dry brush).
+        The body stays nearly opaque (grooves, `bristle`, are thin), which the fitter needs.
+      * Shade: paint ridges catch the light, grooves stay dark (`shade`): colour, not alpha,
+        carries most of an oil stroke's texture. Lighter/darker by each channel's room in
+        [0, 1], so light and dark paints show it too.
+      * Grain: paper grain fixed to the canvas, breaking up the deposit (pencil, watercolour);
+        where the streaks are low (light pressure) more of the paper's tooth stays bare.
+      * Rim: pigment pools just inside the edge of a wash: denser and a little darker there,
+        unevenly along the edge (watercolour; a thin ink edge for marker).
+    The texture pattern is not differentiated w.r.t. the stroke's geometry (see `b` below);
+    gradients w.r.t. every parameter still flow through the outline, coverage, colour, opacity.
+    A stroke is assumed to fit its window (what the layouts guarantee): octaves that no stroke
+    as wide as the window could show are skipped at trace time.
     """
     f32 = jnp.float32
     m = medium_row
@@ -277,32 +287,41 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
     sd = jnp.sqrt(core * core + vr * vr + 1e-6) - 0.5 * width  # signed distance, px
 
     sigma = jnp.sqrt(softness**2 + AA_SIGMA**2 + jnp.square(_term(m, "edge") * width))
-    gain, lift = None, None  # colour = rgb * gain + lift  ([w, w] each; None = rgb as is)
+    tone, gain = None, None  # colour = (rgb + tone * room) * gain ([w, w] each; None: rgb as is)
     b = None  # paint height of the bristle streaks, [w, w] in ~[0, 1]
     if _on(m, "bristle") or _on(m, "dry") or _on(m, "shade"):
         a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
         n = _term(m, "bristles")
-        # A window narrower than the finest streaks' fade-in holds no stroke wide enough to show
-        # any (all fades below are 0 and b is 0.5): skip the noise (most small strokes; static).
-        if isinstance(n, float) and w <= n * min(_CLUMP_BLUR, _FINE) * 2.0 * _MIN_BLUR:
-            b = 0.5
+        # Octaves: (spacing factor, amplitude). An octave fades in where its streaks are more than
+        # 2 * _MIN_BLUR px apart; a stroke is at most its window wide, so with a static medium an
+        # octave that no stroke of this window size can show is not computed (most small strokes:
+        # at 256 px, windows up to 96 px compute clumps and fine streaks only).
+        octaves = {"clump": (_CLUMP_BLUR, 0.45), "fine": (_FINE, 0.4), "hair": (_FINE * _HAIR, 0.3)}
+        shown = {k: not isinstance(n, float) or w > n * c * 2.0 * _MIN_BLUR for k, (c, _) in octaves.items()}
+        if not any(shown.values()):
+            b = 0.5  # flat paint: no stroke in this window is wide enough to show bristles
         else:
             # The stroke's own bristles: a per-stroke salt for each octave's lattice (scalars).
             salt = jnp.floor(p[P["seed"]] * 65536.0).astype(jnp.uint32) * jnp.uint32(0x85EBCA6B)
             # Texture coordinates: clumps across (0..n, from the bent centre line) and along.
             s = (0.5 * n) * (vr / (0.5 * width) + 1.0)
-            r = (u + half) / (_FINE_ALONG * width) + 2.0 * p[P["seed"]]
-            clump, _ = _noise(s, salt)  # one load per clump, all along the stroke
-            # Fine streaks: two patterns, cross-faded along the stroke (their load wanders).
-            fa, fb = _noise(_FINE * s + 0.37, salt + jnp.uint32(0x68E31DA4))
-            fine = fa + (fb - fa) * _wave(0.5 * r)
-            crease = 2.0 * fine - 1.0  # fine streaks are ridged: thin sharp grooves where it crosses 0
-            hair, _ = _noise((_FINE * _HAIR) * s + 0.71, salt + jnp.uint32(0xB5297A4D))  # single hairs
             # Each octave fades out where its streaks would be too close for the pixel grid or for
             # the blur of `softness` (no aliasing noise; soft renders stay smooth for fitting).
             blur = 2.0 * jnp.sqrt(softness**2 + _MIN_BLUR**2)  # px
-            fc, ff, fh = (_sat(width / (n * k * blur) - 1.0) for k in (_CLUMP_BLUR, _FINE, _FINE * _HAIR))
-            x = (0.45 * fc) * (clump - 0.5) + (0.4 * ff) * (jnp.abs(crease) - 0.36) + (0.3 * fh) * (hair - 0.5)
+            fade = {k: amp * _sat(width / (n * c * blur) - 1.0) for k, (c, amp) in octaves.items()}
+            x = 0.0
+            if shown["clump"]:  # one load per clump, all along the stroke
+                clump, _ = _noise(s, salt)
+                x = x + fade["clump"] * (clump - 0.5)
+            if shown["fine"]:  # fine streaks: two patterns, cross-faded along the stroke (load wanders)
+                fa, fb = _noise(_FINE * s + 0.37, salt + jnp.uint32(0x68E31DA4))
+                r = (u + half) / (_FINE_ALONG * width) + 2.0 * p[P["seed"]]
+                fine = fa + (fb - fa) * _wave(0.5 * r)
+                # Ridged: thin sharp grooves where the noise crosses its middle.
+                x = x + fade["fine"] * (jnp.abs(2.0 * fine - 1.0) - 0.36)
+            if shown["hair"]:  # single hairs (big strokes only)
+                hair, _ = _noise((_FINE * _HAIR) * s + 0.71, salt + jnp.uint32(0xB5297A4D))
+                x = x + fade["hair"] * (hair - 0.5)
             # Paint height in (0, 1), mean 0.5 (softly clipped). It is painted onto the stroke: not
             # differentiated w.r.t. the stroke's geometry (a high-frequency, noisy signal for a fitter,
             # and most of the texture's backward cost); edges, coverage, colour and opacity are. The
@@ -321,9 +340,7 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         if _on(m, "shade") and not isinstance(b, float):
             # Ridges catch the light, grooves stay dark, more so as the paint thins (colour only:
             # the shading is not differentiated w.r.t. geometry; that path doubled the backward).
-            k = (_term(m, "shade") * 2.0) * (b - 0.5) * (0.6 + 0.4 * jax.lax.stop_gradient(a))
-            up, down = jnp.maximum(k, 0.0), jnp.maximum(-k, 0.0)
-            gain, lift = 1.0 - up - down, up  # toward white on ridges, toward black in grooves
+            tone = (_term(m, "shade") * 2.0) * (b - 0.5) * (0.6 + 0.4 * jax.lax.stop_gradient(a))
     else:
         alpha = jax.nn.sigmoid(-sd / sigma)
     if _on(m, "grain"):  # paper grain, fixed to the canvas (not the stroke)
@@ -342,15 +359,15 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         if b is not None:  # pools unevenly along the edge (with the streaks of the wash)
             pool = pool * (1.0 + _flag(m, "bristle") * (1.4 * b - 0.7))
         alpha = jnp.minimum(alpha * (1.0 + pool), 1.0)
-        gain = 1.0 - 0.25 * pool if gain is None else gain * (1.0 - 0.25 * pool)
-        lift = None if lift is None else lift * (1.0 - 0.25 * pool)
+        gain = 1.0 - 0.25 * pool
     rgb = p[P["r"] : P["b"] + 1]
-    if gain is None:
+    if tone is None:
         color = jnp.broadcast_to(rgb, (w, w, 3))
-    else:
-        color = rgb[None, None, :] * gain[..., None]  # [w, w, 3]
-        if lift is not None:
-            color = color + lift[..., None]
+    else:  # lighter on ridges, darker in grooves, by about the room each channel has in [0, 1]
+        room = 0.2 + 0.8 * jnp.minimum(rgb, 1.0 - rgb)  # [3]
+        color = rgb + tone[..., None] * room  # [w, w, 3]
+    if gain is not None:
+        color = color * gain[..., None]
     return alpha, color
 
 
