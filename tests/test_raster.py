@@ -91,8 +91,15 @@ def test_jit_and_eager_agree(rng):
     np.testing.assert_allclose(np.asarray(eager), np.asarray(jitted), atol=1e-5)
 
 
-def test_frames_are_prefixes_of_one_composite(rng):
-    prog = random_program(rng, n=20)
+@pytest.mark.parametrize("paint", ["any", "black", "white"])
+def test_frames_are_prefixes_of_one_composite(rng, paint):
+    """Every frame equals the render of its strokes; black and white paint too (oil shading
+    darkens grooves and lights ridges, which must neither leave [0, 1] nor look unwritten)."""
+    prog = random_program(rng, n=20, size=(0.03, 0.12) if paint == "any" else (0.3, 0.6))
+    if paint != "any":
+        params = prog.params.copy()
+        params[:, P["r"] : P["b"] + 1] = 0.0 if paint == "black" else 1.0
+        prog = prog._replace(params=params, background=np.float32([0.5, 0.5, 0.5]))
     prog = prog._replace(frame_ends=np.array([0, 5, 5, 12, 20], np.int32))
     layout = raster.make_layout(prog, max(HW))
     dev = jax.tree.map(jnp.asarray, prog)
@@ -103,6 +110,7 @@ def test_frames_are_prefixes_of_one_composite(rng):
     for t, n in enumerate(prog.frame_ends):
         part = dev._replace(valid=dev.valid & (jnp.arange(20) < n))
         np.testing.assert_allclose(frames[t], np.asarray(raster.render_jit(part, hw=HW, layout=layout)), atol=1e-5)
+    assert frames.min() >= 0.0 and frames.max() <= 1.0
 
 
 def test_padding_strokes_are_never_drawn(rng):
@@ -167,11 +175,11 @@ def test_render_stages_are_prefix_renders_with_their_gradients(rng):
     layout = raster.make_layout(prog, max(HW), softness=1.0)
     dev = jax.tree.map(jnp.asarray, prog)
     ends = (0, 5, 11, 24)
-    stages = raster.render_stages(dev, HW, layout, ends, 1.0)
+    stages = jax.jit(lambda d: raster.render_stages(d, HW, layout, ends, 1.0))(dev)
     assert stages.shape == (4, *HW, 3)
     for s, e in zip(stages, ends):
         part = dev._replace(valid=dev.valid & (jnp.arange(24) < e))
-        np.testing.assert_allclose(np.asarray(s), np.asarray(raster.render(part, HW, layout, 1.0)), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(s), np.asarray(raster.render_jit(part, hw=HW, layout=layout, softness=1.0)), atol=1e-5)
     w = jnp.asarray([0.3, 0.5, 1.0, 2.0])
     target = jnp.asarray(rng.uniform(0, 1, (*HW, 3)), jnp.float32)
 
@@ -182,7 +190,8 @@ def test_render_stages_are_prefix_renders_with_their_gradients(rng):
         return sum(wi * jnp.mean(jnp.square(raster.render(dev._replace(params=p, valid=dev.valid & (jnp.arange(24) < e)), HW, layout, 1.0) - target))
                    for wi, e in zip(w, ends))
 
-    np.testing.assert_allclose(np.asarray(jax.grad(staged)(dev.params)), np.asarray(jax.grad(separate)(dev.params)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(staged))(dev.params)),
+                               np.asarray(jax.jit(jax.grad(separate))(dev.params)), atol=1e-5)
     assert raster.split_layout(((8, 10), (16, 4)), (3, 10, 12)) == ((8, 3), (8, 7), (16, 2), (16, 2))
     with pytest.raises(ValueError, match="stage ends"):
         raster.render_stages(dev, HW, layout, (11, 5), 1.0)

@@ -26,6 +26,7 @@ RENDER_COLUMNS = (
     "rim_width",  # width of that pooled band, fraction of the stroke width
 )
 R = {name: i for i, name in enumerate(RENDER_COLUMNS)}
+DRY_START = 0.55  # fraction of a stroke's length where a brush with a "dry" term starts running dry
 
 # Look at docs/media/<medium>.png (tools/media_sheet.py) after changing a row.
 # Oil: coarse irregular clumps, ridges in colour, dry-brush ends; opaque body (grooves are thin:

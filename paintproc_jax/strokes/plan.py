@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from paintproc_jax.program import MEDIUM_ID, NUM_PARAMS, P, StrokeProgram, canvas_hw_for, make_program
-from paintproc_jax.strokes.media import PLAN_STYLE, RENDER_TABLE, R
+from paintproc_jax.strokes.media import DRY_START, PLAN_STYLE, RENDER_TABLE, R
 
 # Painting order as sort keys, most significant first ("rand" = a seeded shuffle within groups).
 ORDER_POLICIES = {
@@ -42,7 +42,8 @@ _RADIUS_SLACK = 1e-5  # relative margin on slot radii: float32 rounding can neve
 _PYR_MARGIN = 1.0  # blur on the pyramid level f <= sigma / margin
 _GRID_PX = 2.0  # the planning grid resolves the finest brush in at least this many cells
 _HOLE_ROUNDS = 3  # block-in strokes moved onto bare canvas at most this many times
-_COVER_MARGIN_PX = 1.5  # the planner counts a stroke's cells this far inside its edge (soft edge, dry end)
+_COVER_MARGIN_PX = 1.5  # the planner counts a stroke's cells this far inside its edge (soft edge)
+_DRY_COVER = 0.35  # dry-brush threshold (raster.stroke_window) past which the planner counts a stroke's end as bare
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,10 +395,26 @@ def _grid_factor(config: PlanConfig, hw: tuple[int, int]) -> int:
     return 2 ** max(0, min(k, int(np.floor(np.log2(max(1, min(hw) // 8))))))
 
 
-def _cover(p: np.ndarray, grid_hw: tuple[int, int], f: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def cover_reach(medium: str) -> float:
+    """Fraction of a stroke's length (from its start) that `medium` covers before its dry-brush end.
+
+    The renderer thins the last part of an oil stroke into separate streaks (threshold
+    `dry * ((a - start) / (1 - start))**2` on the streak height at fraction `a` of the length);
+    the planner counts cells only where that threshold is below `_DRY_COVER`, so the gaps the
+    dry end leaves are bare canvas that gap repair fills.
+    """
+    dry = float(RENDER_TABLE[MEDIUM_ID[medium], R["dry"]])
+    if dry <= _DRY_COVER:
+        return 1.0
+    return DRY_START + (1.0 - DRY_START) * float(np.sqrt(_DRY_COVER / dry))
+
+
+def _cover(p: np.ndarray, grid_hw: tuple[int, int], f: int, scale: float,
+           reach: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Grid cells inside each stroke's core (the same bent capsule as the renderer, no soft edge).
 
     p [m, NUM_PARAMS] (canvas units) on a grid of f-px cells -> (flat cell index [k], stroke [k]).
+    Only the first `reach` of each stroke's length counts (`cover_reach`: the dry-brush end).
     """
     m = len(p)
     if m == 0:
@@ -428,13 +445,15 @@ def _cover(p: np.ndarray, grid_hw: tuple[int, int], f: int, scale: float) -> tup
     core = np.maximum(np.abs(u) - (h3 - 0.5 * w3), 0.0)
     rim = np.maximum(0.5 * w3 - _COVER_MARGIN_PX / f, 0.25)  # a cell counts as covered well inside the edge
     inside = core * core + vr * vr < np.square(rim)
+    if reach < 1.0:  # u runs from -half (start) to +half (end) along the stroke
+        inside &= u < (reach - 0.5) * 2.0 * h3
     inside &= ((gy >= 0) & (gy < gh))[:, :, None] & ((gx >= 0) & (gx < gw))[:, None, :]
     k, iy, ix = np.nonzero(inside)
     return gy[k, iy] * gw + gx[k, ix], k
 
 
 def _paint_level(canvas: np.ndarray, target: np.ndarray, p: np.ndarray, rank: np.ndarray, alpha: np.ndarray,
-                 f: int, scale: float, prior: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 f: int, scale: float, prior: float = 1.0, reach: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paints one level's strokes over the grid canvas with least-squares colours.
 
     canvas, target [gh, gw, 3]; p [m, NUM_PARAMS]; rank [m] painting order within the level;
@@ -444,7 +463,7 @@ def _paint_level(canvas: np.ndarray, target: np.ndarray, p: np.ndarray, rank: np
     Returns (colours [m, 3], new canvas, covered-cells mask [gh, gw], visible cells per stroke [m]).
     """
     gh, gw = canvas.shape[:2]
-    flat, k = _cover(p, (gh, gw), f, scale)
+    flat, k = _cover(p, (gh, gw), f, scale, reach)
     top = np.full(gh * gw, -1, np.int64)
     np.maximum.at(top, flat, rank[k])
     covered = top >= 0
@@ -512,6 +531,7 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
     gh, gw = target_g.shape[:2]
     canvas_g = np.broadcast_to(np.asarray(config.background, np.float32), target_g.shape).copy()
     medium_alpha = float(RENDER_TABLE[MEDIUM_ID[config.medium], R["opacity"]])
+    reach = cover_reach(config.medium)
     if config.slots:
         in_layer_g = _Pyramid(layer_onehot).level(gk)  # [gh, gw, K] share of each layer per cell
 
@@ -580,7 +600,7 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
         rank = np.empty(m, np.int64)
         rank[np.lexsort((rand, lay))] = np.arange(m)
         under = canvas_g
-        colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale)
+        colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale, reach=reach)
         for _ in range(_HOLE_ROUNDS if lvl == 0 else 0):  # the block-in leaves no bare canvas
             holes = _holes(covered, max(1, m // 4))
             if not holes:
@@ -596,7 +616,7 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
                 if not config.slots:
                     lay[i] = layer_map[min(int(cy * gf), h - 1), min(int(cx * gf), w - 1)]
             rank[np.lexsort((rand, lay))] = np.arange(m)
-            colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale)
+            colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale, reach=reach)
         p[:, P["r"] : P["b"] + 1] = colours
         rows.append(p)
         layers.append(lay)

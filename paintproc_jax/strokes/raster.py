@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paintproc_jax.program import P, StrokeProgram, pixel_size
-from paintproc_jax.strokes.media import RENDER_TABLE, R
+from paintproc_jax.strokes.media import DRY_START, RENDER_TABLE, R
 
 Layout = tuple[tuple[int, int], ...]  # runs of (window side in pixels, number of strokes), in order
 
@@ -230,7 +230,6 @@ def _flag(m, name):
 _FINE = 2.63  # fine streaks per clump across (irrational-ish: the two lattices never line up)
 _FINE_ALONG = 1.2  # fine streaks: length (in stroke widths) over which their load wanders
 _HAIR = 3.7  # single hairs per fine streak across
-_DRY_START = 0.55  # fraction of the length where the brush starts running dry
 _MIN_BLUR = 0.75  # px: streaks fade in from 2x this spacing (at softness 0) to 4x ...
 _CLUMP_BLUR = 2.0  # ... and clumps (broad, strong) from twice that: at low resolution the
 # picture keeps the same look (what a 4x larger render shows, averaged down, stays close)
@@ -253,7 +252,7 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         Each octave fades out where its streaks would be closer than a few pixels (or than the
         blur of `softness`): no aliasing, and soft renders stay smooth for fitting.
       * Load along the stroke: loaded at the start (paint fills the grooves: weak streaks),
-        thinner toward the end (stronger streaks). From `_DRY_START` of the length on, low
+        thinner toward the end (stronger streaks). From `DRY_START` of the length on, low
         bristles run out first (`dry`): the end breaks up into separate streaks (dry brush).
         The body stays nearly opaque (grooves, `bristle`, are thin), which the fitter needs.
       * Shade: paint ridges catch the light, grooves stay dark (`shade`): colour, not alpha,
@@ -335,7 +334,7 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         if _on(m, "bristle"):  # grooves between streaks, deeper as the load thins
             alpha = alpha * (1.0 - _term(m, "bristle") * jnp.square(1.0 - b) * (0.3 + 0.7 * a))
         if _on(m, "dry"):  # dry brush: low bristles run out first toward the end
-            thr = _term(m, "dry") * jnp.square(_sat((a - _DRY_START) * (1.0 / (1.0 - _DRY_START))))
+            thr = _term(m, "dry") * jnp.square(_sat((a - DRY_START) * (1.0 / (1.0 - DRY_START))))
             alpha = alpha * _sat((b - thr) * 6.0 + 1.0)
         if _on(m, "shade") and not isinstance(b, float):
             # Ridges catch the light, grooves stay dark, more so as the paint thins (colour only:
@@ -365,7 +364,7 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         color = jnp.broadcast_to(rgb, (w, w, 3))
     else:  # lighter on ridges, darker in grooves, by about the room each channel has in [0, 1]
         room = 0.2 + 0.8 * jnp.minimum(rgb, 1.0 - rgb)  # [3]
-        color = rgb + tone[..., None] * room  # [w, w, 3]
+        color = _sat(rgb + tone[..., None] * room)  # [w, w, 3]; paint stays in [0, 1]
     if gain is not None:
         color = color * gain[..., None]
     return alpha, color
@@ -538,6 +537,9 @@ def _composite_frames(carry, alpha, color, origins, frame_of):
     return jax.lax.scan(body, carry, (alpha, color, origins, frame_of))[0]
 
 
+_UNWRITTEN = -1e30  # frame-buffer value of a pixel no stroke of that frame wrote (any colour is above it)
+
+
 def render_frames(
     program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness=0.0, medium: int | None = None
 ) -> jax.Array:
@@ -558,7 +560,7 @@ def render_frames(
     frame_of = jnp.searchsorted(ends, stroke, side="right").astype(jnp.int32)  # [N], T = never shown
     shown = program.valid & (frame_of < num_frames)
     blank = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
-    carry = (blank, jnp.full((num_frames, *phw, 3), -1.0, jnp.float32))  # -1: not written
+    carry = (blank, jnp.full((num_frames, *phw, 3), _UNWRITTEN, jnp.float32))
     start = 0
     for w, count in layout:
         alpha, color, origins = _run_windows(program._replace(valid=shown), start, count, w, scale, pad, phw, softness, medium)
@@ -569,7 +571,7 @@ def render_frames(
     written = carry[1][:, pad : pad + hw[0], pad : pad + hw[1]]
 
     def settle(prev, buf):
-        frame = jnp.where(buf[..., :1] >= 0.0, buf, prev)
+        frame = jnp.where(buf[..., :1] > 0.5 * _UNWRITTEN, buf, prev)
         return frame, frame
 
     return jax.lax.scan(settle, blank[pad : pad + hw[0], pad : pad + hw[1]], written)[1]
