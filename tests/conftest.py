@@ -22,6 +22,11 @@ except Exception:  # pragma: no cover - absl always present with our deps
     pass
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most 4 (each holds 8 fake devices and its own compiles)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 @pytest.fixture
 def astronaut():
     """scikit-image's astronaut (512x512 RGB, uint8) — a real photo shipped by a dependency."""
