@@ -211,3 +211,33 @@ def test_clamp_to_slots_keeps_grown_strokes_in_their_windows(photo):
     assert np.all(need <= _slot_windows(plan.slot_layout(cfg, (64, 64))))
     # Strokes already inside their bounds are left as they are.
     np.testing.assert_array_equal(plan.clamp_to_slots(prog, cfg, (64, 64)).params, prog.params)
+
+
+@pytest.mark.parametrize("medium", ["oil", "acrylic"])
+def test_cells_the_planner_counts_as_covered_are_painted(medium):
+    """The planner's coverage model (`_cover` up to `cover_reach`) agrees with the renderer: the
+    cells it counts as covered by a stroke of an opaque medium are painted by it, dry-brush end
+    included (pencil and watercolour let the paper show by design)."""
+    from paintproc_jax.program import MEDIUM_ID, NUM_PARAMS, P, make_program
+    from paintproc_jax.strokes.raster import render_program
+
+    rng = np.random.default_rng(0)
+    n = 12
+    p = np.zeros((n, NUM_PARAMS), np.float32)
+    p[:, P["x"]], p[:, P["y"]] = rng.uniform(0.3, 0.7, n), rng.uniform(0.3, 0.7, n)
+    p[:, P["width"]] = rng.uniform(0.08, 0.2, n)
+    p[:, P["length"]] = p[:, P["width"]] * rng.uniform(2.0, 4.0, n)
+    p[:, P["angle"]] = rng.uniform(-np.pi, np.pi, n)
+    p[:, P["bend"]] = rng.uniform(-0.1, 0.1, n)
+    p[:, P["r"] : P["b"] + 1] = 1.0
+    p[:, P["opacity"]] = 1.0
+    p[:, P["seed"]] = rng.uniform(0, 1, n)
+    reach = plan.cover_reach(medium)
+    assert reach < 1.0
+    bad = []
+    for i in range(n):
+        prog = make_program(p[i : i + 1], medium=MEDIUM_ID[medium], canvas_hw=(1.0, 1.0), background=(0.0, 0.0, 0.0))
+        alpha = render_program(prog, 96).mean(-1)  # white paint on black: brightness = coverage
+        flat, _ = plan._cover(p[i : i + 1], (96, 96), 1, 96.0, reach)
+        bad.append(np.mean(alpha.ravel()[flat] < 0.5))
+    assert np.mean(bad) < 0.02, np.round(bad, 3)
