@@ -8,6 +8,7 @@ kill) never costs an earlier checkpoint.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 MIN_REPLICA_SLICE_BYTES = 4 << 20
 
 
+@functools.cache
 def _register_array_handler() -> None:
+    """Once per process: orbax's type-handler registry is global."""
     try:
         handler = ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES)
     except (AttributeError, TypeError):  # an orbax without the option: keep its default handler
