@@ -113,6 +113,24 @@ def test_frames_are_prefixes_of_one_composite(rng, paint):
     assert frames.min() >= 0.0 and frames.max() <= 1.0
 
 
+@pytest.mark.parametrize("widest_px", [10, 28, 40, 130])  # bristle octaves shown: 0, 1 (clumps), 2 (fine), 3 (hairs)
+def test_frames_skip_only_octaves_no_stroke_shows(rng, widest_px):
+    """With a static medium, render_frames computes only the bristle octaves that some stroke of
+    a run is wide enough to show; the frames equal the fully computed ones (traced medium)."""
+    hw = (120, 160)
+    prog = random_program(rng, n=12, size=(4 / 160, 10 / 160))
+    params = prog.params.copy()
+    params[0, P["width"]] = widest_px / 160
+    params[0, P["length"]] = 1.2 * widest_px / 160
+    params[0, P["x"]], params[0, P["y"]] = 0.5, 0.35
+    prog = prog._replace(params=params, frame_ends=np.array([0, 4, 12], np.int32))
+    layout = ((256, 12),)  # one run, every octave possible: only the stroke widths decide
+    dev = jax.tree.map(jnp.asarray, prog)
+    full = raster.render_frames_jit(dev, hw=hw, layout=layout)  # medium read at run time: all octaves
+    fast = raster.render_frames_jit(dev, hw=hw, layout=layout, medium=int(prog.medium))
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(full), atol=1e-6)
+
+
 def test_padding_strokes_are_never_drawn(rng):
     prog = random_program(rng, n=10)
     hidden = prog._replace(valid=np.zeros(10, bool))
@@ -210,7 +228,7 @@ def _big_stroke(medium, *, w=128, width=0.35, length=0.8, bend=0.0, seed=0.3, so
     p[P["opacity"]], p[P["seed"]] = 1.0, seed
     row = raster.RENDER_TABLE[MEDIA.index(medium)]
     row = jnp.asarray(row) if traced else row
-    alpha, color = raster.stroke_window(jnp.asarray(p), row, jnp.zeros(2, jnp.int32), w, float(w), 0, softness)
+    alpha, color = raster.stroke_window(jnp.asarray(p), row, jnp.zeros(2, jnp.int32), w, float(w), softness)
     c = (np.arange(w) + 0.5) - 0.5 * w  # px from the centre
     half, wpx = 0.5 * length * w, width * w
     u = np.broadcast_to(c[None, :], (w, w))

@@ -452,18 +452,19 @@ def _cover(p: np.ndarray, grid_hw: tuple[int, int], f: int, scale: float,
     return gy[k, iy] * gw + gx[k, ix], k
 
 
-def _paint_level(canvas: np.ndarray, target: np.ndarray, p: np.ndarray, rank: np.ndarray, alpha: np.ndarray,
-                 f: int, scale: float, prior: float = 1.0, reach: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _paint_level(canvas: np.ndarray, target: np.ndarray, cover: tuple[np.ndarray, np.ndarray], p: np.ndarray,
+                 rank: np.ndarray, alpha: np.ndarray, prior: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paints one level's strokes over the grid canvas with least-squares colours.
 
-    canvas, target [gh, gw, 3]; p [m, NUM_PARAMS]; rank [m] painting order within the level;
-    alpha [m] opacity. Each stroke's colour is the one that makes its visible cells (where it is
+    canvas, target [gh, gw, 3]; cover = `_cover(p, ...)` (cells, stroke); p [m, NUM_PARAMS];
+    rank [m] painting order within the level; alpha [m] opacity.
+    Each stroke's colour is the one that makes its visible cells (where it is
     the topmost stroke of the level) closest to the target over the canvas under it,
     c = mean((T - (1 - a) U) / a), shrunk toward its planned colour by `prior` cells' worth.
     Returns (colours [m, 3], new canvas, covered-cells mask [gh, gw], visible cells per stroke [m]).
     """
     gh, gw = canvas.shape[:2]
-    flat, k = _cover(p, (gh, gw), f, scale, reach)
+    flat, k = cover
     top = np.full(gh * gw, -1, np.int64)
     np.maximum.at(top, flat, rank[k])
     covered = top >= 0
@@ -600,15 +601,15 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
         rank = np.empty(m, np.int64)
         rank[np.lexsort((rand, lay))] = np.arange(m)
         under = canvas_g
-        colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale, reach=reach)
+        cover = _cover(p, (gh, gw), gf, scale, reach)
+        colours, canvas_g, covered, n_vis = _paint_level(under, target_g, cover, p, rank, p[:, P["opacity"]] * medium_alpha)
         for _ in range(_HOLE_ROUNDS if lvl == 0 else 0):  # the block-in leaves no bare canvas
             holes = _holes(covered, max(1, m // 4))
             if not holes:
                 break
-            movable = np.argsort(n_vis, kind="stable")  # the strokes that show least move first
-            for (cy, cx), radius in holes:
-                i = int(movable[0])
-                movable = movable[1:]
+            order = np.argsort(n_vis, kind="stable")  # the strokes that show least move first
+            moved = order[: len(holes)]
+            for i, ((cy, cx), radius) in zip(moved.tolist(), holes):
                 p[i, P["y"]], p[i, P["x"]] = min(cy * gf, h - 1e-3) / scale, min(cx * gf, w - 1e-3) / scale
                 if not config.slots:  # big enough for the patch (slot strokes keep their slot's size)
                     p[i, P["width"]] = max(p[i, P["width"]], (2.0 * radius + 2.0) * gf / scale)
@@ -616,7 +617,10 @@ def plan_strokes(image: np.ndarray, depth: np.ndarray, config: PlanConfig, seed:
                 if not config.slots:
                     lay[i] = layer_map[min(int(cy * gf), h - 1), min(int(cx * gf), w - 1)]
             rank[np.lexsort((rand, lay))] = np.arange(m)
-            colours, canvas_g, covered, n_vis = _paint_level(under, target_g, p, rank, p[:, P["opacity"]] * medium_alpha, gf, scale, reach=reach)
+            flat_m, k_m = _cover(p[moved], (gh, gw), gf, scale, reach)  # only the moved strokes' cells change
+            keep = ~np.isin(cover[1], moved)
+            cover = (np.concatenate([cover[0][keep], flat_m]), np.concatenate([cover[1][keep], moved[k_m]]))
+            colours, canvas_g, covered, n_vis = _paint_level(under, target_g, cover, p, rank, p[:, P["opacity"]] * medium_alpha)
         p[:, P["r"] : P["b"] + 1] = colours
         rows.append(p)
         layers.append(lay)

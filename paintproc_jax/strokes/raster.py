@@ -16,6 +16,7 @@ medium's own edge) makes strokes smooth for fitting; `softness=0` is the hard fi
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -140,15 +141,16 @@ def batch_layout(programs: Sequence[StrokeProgram], size: int, **kwargs) -> Layo
     return _merge_runs(runs, max_runs=kwargs.get("max_runs", 12), run_cost_px=kwargs.get("run_cost_px", 65536))
 
 
-def pad_for(layout: Layout, hw: tuple[int, int]) -> int:
-    """Canvas padding (per side) so that the largest window fits inside the padded canvas.
+def window_shape(w: int, hw: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of a `w`-class window on an `hw` canvas: the window, cut to the canvas.
 
-    No more is needed: a window clamped into the padded canvas still holds the on-canvas part
-    of its stroke (a stroke's support is a disc of radius <= w/2 around its centre), so only
-    windows wider than the canvas need padding.
+    A window never needs to be larger than the canvas: clamped into the canvas it still holds the
+    on-canvas part of its stroke (a stroke's support is a disc of radius <= w/2 around its centre,
+    so along an axis where w fits, the clamped window holds the support's on-canvas interval, and
+    along an axis where it does not, the window is the whole canvas). No padding, no pixels off
+    the canvas computed.
     """
-    w_max = max((w for w, _ in layout), default=0)
-    return max(0, -(-(w_max - min(hw)) // 2))
+    return min(w, hw[0]), min(w, hw[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,10 +235,50 @@ _HAIR = 3.7  # single hairs per fine streak across
 _MIN_BLUR = 0.75  # px: streaks fade in from 2x this spacing (at softness 0) to 4x ...
 _CLUMP_BLUR = 2.0  # ... and clumps (broad, strong) from twice that: at low resolution the
 # picture keeps the same look (what a 4x larger render shows, averaged down, stays close)
+# Bristle octaves, coarse to fine: (name, streak spacing per clump, amplitude).
+_OCTAVES = (("clump", _CLUMP_BLUR, 0.45), ("fine", _FINE, 0.4), ("hair", _FINE * _HAIR, 0.3))
 
 
-def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softness):
-    """Alpha [w, w] and colour [w, w, 3] of stroke `p` on the window at padded pixel `origin`.
+def _textured(m) -> bool:
+    """Whether medium row `m` draws bristle streaks (static rows; a traced row may)."""
+    return _on(m, "bristle") or _on(m, "dry") or _on(m, "shade")
+
+
+def _shown_octaves(m, w: int) -> int:
+    """How many octaves (a coarse-to-fine prefix) a stroke as wide as a `w` window could show.
+
+    An octave fades in where its streaks are more than 2 * _MIN_BLUR px apart; with a traced
+    medium row the count of bristles is unknown at trace time, so all are computed.
+    """
+    n = _term(m, "bristles")
+    if not isinstance(n, float):
+        return len(_OCTAVES)
+    return sum(w > n * c * 2.0 * _MIN_BLUR for _, c, _ in _OCTAVES)
+
+
+def _live_octaves(params, valid, row, scale: float, softness):
+    """Octaves (a coarse-to-fine prefix) that some valid stroke of `params` [n, P] shows at all:
+    an int32 scalar. Strokes narrower than a few pixels per clump show none (most small strokes)."""
+    width = jax.lax.stop_gradient(jnp.maximum(params[:, P["width"]] * scale, 0.5))
+    fades = _octave_fades(width, _term(row, "bristles"), softness)
+    return sum(jnp.any(valid & (f > 0.0)).astype(jnp.int32) for f in fades)
+
+
+def _octave_fades(width, n, softness):
+    """Amplitude of each octave for strokes `width` px wide: zero where its streaks would be too
+    close for the pixel grid or for the blur of `softness` (no aliasing; soft renders smooth)."""
+    blur = 2.0 * jnp.sqrt(softness**2 + _MIN_BLUR**2)  # px
+    return tuple(amp * _sat(width / (n * c * blur) - 1.0) for _, c, amp in _OCTAVES)
+
+
+def stroke_window(p, medium_row, origin, w: int, scale: float, softness, shape: tuple[int, int] | None = None,
+                  live=None):
+    """Alpha [h, v] and colour [h, v, 3] of stroke `p` on the window at canvas pixel `origin`.
+
+    `w` is the window class (the side a stroke of this run needs); `shape` = (h, v), default
+    (w, w), is the part of it computed (`window_shape`: cut to the canvas). `live` (static int)
+    caps the bristle octaves computed, coarse first: the caller's count of octaves whose fade
+    is not zero for some stroke (`_live_octaves`); None computes all.
 
     `medium_row` is a row of RENDER_TABLE: a NumPy row (static medium: texture terms with zero
     amplitude are not computed) or a traced one (medium chosen per program at run time).
@@ -269,14 +311,14 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
     """
     f32 = jnp.float32
     m = medium_row
-    i = jnp.arange(w, dtype=f32)
-    ys = (origin[0].astype(f32) - pad + i + 0.5) / scale  # [w] canvas units
-    xs = (origin[1].astype(f32) - pad + i + 0.5) / scale
+    rows, cols = shape or (w, w)
+    ys = (origin[0].astype(f32) + jnp.arange(rows, dtype=f32) + 0.5) / scale  # [h] canvas units
+    xs = (origin[1].astype(f32) + jnp.arange(cols, dtype=f32) + 0.5) / scale  # [v]
     dx = xs[None, :] - p[P["x"]]
     dy = ys[:, None] - p[P["y"]]
     ca, sa = jnp.cos(p[P["angle"]]), jnp.sin(p[P["angle"]])
-    u = (dx * ca + dy * sa) * scale  # [w, w] px along the stroke
-    v = (dy * ca - dx * sa) * scale  # [w, w] px across
+    u = (dx * ca + dy * sa) * scale  # [h, v] px along the stroke
+    v = (dy * ca - dx * sa) * scale  # [h, v] px across
     width = jnp.maximum(p[P["width"]] * scale, 0.5)
     length = jnp.maximum(p[P["length"]] * scale, width)
     half = 0.5 * length
@@ -286,41 +328,35 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
     sd = jnp.sqrt(core * core + vr * vr + 1e-6) - 0.5 * width  # signed distance, px
 
     sigma = jnp.sqrt(softness**2 + AA_SIGMA**2 + jnp.square(_term(m, "edge") * width))
-    tone, gain = None, None  # colour = (rgb + tone * room) * gain ([w, w] each; None: rgb as is)
-    b = None  # paint height of the bristle streaks, [w, w] in ~[0, 1]
+    tone, gain = None, None  # colour = (rgb + tone * room) * gain ([h, v] each; None: rgb as is)
+    b = None  # paint height of the bristle streaks, [h, v] in ~[0, 1]
     if _on(m, "bristle") or _on(m, "dry") or _on(m, "shade"):
         a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
         n = _term(m, "bristles")
-        # Octaves: (spacing factor, amplitude). An octave fades in where its streaks are more than
-        # 2 * _MIN_BLUR px apart; a stroke is at most its window wide, so with a static medium an
-        # octave that no stroke of this window size can show is not computed (most small strokes:
-        # at 256 px, windows up to 96 px compute clumps and fine streaks only).
-        octaves = {"clump": (_CLUMP_BLUR, 0.45), "fine": (_FINE, 0.4), "hair": (_FINE * _HAIR, 0.3)}
-        shown = {k: not isinstance(n, float) or w > n * c * 2.0 * _MIN_BLUR for k, (c, _) in octaves.items()}
-        if not any(shown.values()):
-            b = 0.5  # flat paint: no stroke in this window is wide enough to show bristles
+        # A stroke is at most its window wide, so with a static medium an octave that no stroke of
+        # this window size can show is not computed (at 256 px, windows up to 96 px compute clumps
+        # and fine streaks only); of the others, only the first `live` (the caller's count of
+        # octaves that some stroke shows: narrow strokes show none).
+        k = _shown_octaves(m, w) if live is None else min(live, _shown_octaves(m, w))
+        if k == 0:
+            b = 0.5  # flat paint: no stroke here is wide enough to show bristles
         else:
             # The stroke's own bristles: a per-stroke salt for each octave's lattice (scalars).
             salt = jnp.floor(p[P["seed"]] * 65536.0).astype(jnp.uint32) * jnp.uint32(0x85EBCA6B)
             # Texture coordinates: clumps across (0..n, from the bent centre line) and along.
             s = (0.5 * n) * (vr / (0.5 * width) + 1.0)
-            # Each octave fades out where its streaks would be too close for the pixel grid or for
-            # the blur of `softness` (no aliasing noise; soft renders stay smooth for fitting).
-            blur = 2.0 * jnp.sqrt(softness**2 + _MIN_BLUR**2)  # px
-            fade = {k: amp * _sat(width / (n * c * blur) - 1.0) for k, (c, amp) in octaves.items()}
-            x = 0.0
-            if shown["clump"]:  # one load per clump, all along the stroke
-                clump, _ = _noise(s, salt)
-                x = x + fade["clump"] * (clump - 0.5)
-            if shown["fine"]:  # fine streaks: two patterns, cross-faded along the stroke (load wanders)
+            fades = _octave_fades(width, n, softness)
+            clump, _ = _noise(s, salt)  # one load per clump, all along the stroke
+            x = fades[0] * (clump - 0.5)
+            if k > 1:  # fine streaks: two patterns, cross-faded along the stroke (load wanders)
                 fa, fb = _noise(_FINE * s + 0.37, salt + jnp.uint32(0x68E31DA4))
                 r = (u + half) / (_FINE_ALONG * width) + 2.0 * p[P["seed"]]
                 fine = fa + (fb - fa) * _wave(0.5 * r)
                 # Ridged: thin sharp grooves where the noise crosses its middle.
-                x = x + fade["fine"] * (jnp.abs(2.0 * fine - 1.0) - 0.36)
-            if shown["hair"]:  # single hairs (big strokes only)
+                x = x + fades[1] * (jnp.abs(2.0 * fine - 1.0) - 0.36)
+            if k > 2:  # single hairs (big strokes only)
                 hair, _ = _noise((_FINE * _HAIR) * s + 0.71, salt + jnp.uint32(0xB5297A4D))
-                x = x + fade["hair"] * (hair - 0.5)
+                x = x + fades[2] * (hair - 0.5)
             # Paint height in (0, 1), mean 0.5 (softly clipped). It is painted onto the stroke: not
             # differentiated w.r.t. the stroke's geometry (a high-frequency, noisy signal for a fitter,
             # and most of the texture's backward cost); edges, coverage, colour and opacity are. The
@@ -360,30 +396,48 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, pad: int, softnes
         alpha = jnp.minimum(alpha * (1.0 + pool), 1.0)
         gain = 1.0 - 0.25 * pool
     rgb = p[P["r"] : P["b"] + 1]
-    if tone is None:
-        color = jnp.broadcast_to(rgb, (w, w, 3))
+    if tone is None:  # flat paint (shaded media: clipped to [0, 1], as the shaded path is)
+        color = jnp.broadcast_to(_sat(rgb) if _on(m, "shade") else rgb, (rows, cols, 3))
     else:  # lighter on ridges, darker in grooves, by about the room each channel has in [0, 1]
         room = 0.2 + 0.8 * jnp.minimum(rgb, 1.0 - rgb)  # [3]
-        color = _sat(rgb + tone[..., None] * room)  # [w, w, 3]; paint stays in [0, 1]
+        color = _sat(rgb + tone[..., None] * room)  # [h, v, 3]; paint stays in [0, 1]
     if gain is not None:
         color = color * gain[..., None]
     return alpha, color
 
 
-def _origins(params, w: int, scale: float, pad: int, padded_hw):
-    """Top-left padded pixel of each stroke's window, clamped into the padded canvas. [n, 2]"""
+def _origins(params, w: int, scale: float, hw):
+    """Top-left canvas pixel of each stroke's window (`window_shape`), clamped into the canvas. [n, 2]"""
     centre = jnp.stack([params[:, P["y"]], params[:, P["x"]]], -1) * scale  # [n, 2] px
-    o = jnp.floor(centre - 0.5 * w).astype(jnp.int32) + pad
-    hi = jnp.array([padded_hw[0] - w, padded_hw[1] - w], jnp.int32)
-    return jnp.clip(o, 0, hi)
+    o = jnp.floor(centre - 0.5 * w).astype(jnp.int32)
+    rows, cols = window_shape(w, hw)
+    return jnp.clip(o, 0, jnp.array([hw[0] - rows, hw[1] - cols], jnp.int32))
 
 
-def _run_windows(program: StrokeProgram, start: int, count: int, w: int, scale, pad, padded_hw, softness, medium):
-    """Windows of strokes [start, start+count): alpha [n,w,w], colour [n,w,w,3], origin [n,2]."""
+def _run_windows(program: StrokeProgram, start: int, count: int, w: int, hw, softness, medium, variants: bool = False):
+    """Windows of strokes [start, start+count): alpha [n,h,v], colour [n,h,v,3], origin [n,2].
+
+    `variants` (static medium): compute only the bristle octaves some stroke of the run shows,
+    by a switch between window computations specialised to each count. At 128 px most runs show
+    none (a data clip renders in half the time), but every variant compiles; under `grad` that
+    doubled the fit's compile and slowed its steps, so the fit does not use it.
+    """
+    scale = float(max(hw))
     params = program.params[start : start + count]
-    origins = _origins(params, w, scale, pad, padded_hw)
+    origins = _origins(params, w, scale, hw)
     row = jnp.asarray(RENDER_TABLE)[program.medium] if medium is None else RENDER_TABLE[medium]
-    alpha, color = jax.vmap(lambda p, o: stroke_window(p, row, o, w, scale, pad, softness))(params, origins)
+    shape = window_shape(w, hw)
+
+
+    def windows(live=None):
+        return jax.vmap(lambda p, o: stroke_window(p, row, o, w, scale, softness, shape, live))(params, origins)
+
+    k = _shown_octaves(row, w) if variants and medium is not None and _textured(row) else 0
+    if k > 0:
+        live = _live_octaves(params, program.valid[start : start + count], row, scale, softness)
+        alpha, color = jax.lax.switch(jnp.minimum(live, k), [functools.partial(windows, j) for j in range(k + 1)])
+    else:
+        alpha, color = windows()
     alpha = alpha * program.valid[start : start + count, None, None].astype(alpha.dtype)
     return alpha, color, origins
 
@@ -395,38 +449,38 @@ def _run_windows(program: StrokeProgram, start: int, count: int, w: int, scale, 
 _ROWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_dims=(0,), start_index_map=(0, 1))
 
 
-def _gather_window(img, o, w: int):
-    """Reads img[o0:o0+w, o1:o1+w] as a gather of w rows.
+def _gather_window(img, o, shape: tuple[int, int]):
+    """Reads img[o0:o0+h, o1:o1+v] as a gather of h rows.
 
     A gather makes a fresh buffer, so XLA need not copy the whole scan carry to keep the
     window alive across the in-place update (a plain slice costs a full-canvas copy per
     stroke); gathering whole rows keeps it a few contiguous copies.
     """
-    starts = jnp.stack([o[0] + jnp.arange(w), jnp.broadcast_to(o[1], (w,))], -1)  # [w, 2]
-    return jax.lax.gather(img, starts, _ROWS, (1, w, img.shape[-1]), mode="clip")
+    rows, cols = shape
+    starts = jnp.stack([o[0] + jnp.arange(rows), jnp.broadcast_to(o[1], (rows,))], -1)  # [h, 2]
+    return jax.lax.gather(img, starts, _ROWS, (1, cols, img.shape[-1]), mode="clip")
 
 
 def _stamp(canvas, alpha, color, o, under=None):
-    """Composites one window over `canvas` at padded pixel `o` ("over", in place)."""
-    w = alpha.shape[0]
+    """Composites one window over `canvas` at pixel `o` ("over", in place)."""
     if under is None:
-        under = jax.lax.dynamic_slice(canvas, (o[0], o[1], 0), (w, w, 3))
+        under = jax.lax.dynamic_slice(canvas, (o[0], o[1], 0), (*alpha.shape, 3))
     a = alpha[..., None]
     return jax.lax.dynamic_update_slice(canvas, under * (1 - a) + color * a, (o[0], o[1], 0))
 
 
 @jax.custom_vjp
 def composite(canvas, alpha, color, origins):
-    """Composites windows in order: canvas [Hp,Wp,3], alpha [n,w,w], colour [n,w,w,3], origins [n,2]."""
+    """Composites windows in order: canvas [H,W,3], alpha [n,h,v], colour [n,h,v,3], origins [n,2]."""
     return jax.lax.scan(lambda c, x: (_stamp(c, *x), None), canvas, (alpha, color, origins))[0]
 
 
 def _composite_fwd(canvas, alpha, color, origins):
-    w = alpha.shape[1]
+    shape = alpha.shape[1:]
 
     def body(c, x):
         a, col, o = x
-        under = _gather_window(c, o, w)
+        under = _gather_window(c, o, shape)
         return _stamp(c, a, col, o, under), under
 
     out, unders = jax.lax.scan(body, canvas, (alpha, color, origins))
@@ -435,11 +489,11 @@ def _composite_fwd(canvas, alpha, color, origins):
 
 def _composite_bwd(res, g):
     alpha, color, origins, unders = res
-    w = alpha.shape[1]
+    shape = alpha.shape[1:]
 
     def body(gimg, x):
         a, col, o, under = x
-        gw = _gather_window(gimg, o, w)  # adjoint of the canvas right after this stroke
+        gw = _gather_window(gimg, o, shape)  # adjoint of the canvas right after this stroke
         d_alpha = jnp.sum(gw * (col - under), -1)
         d_color = gw * a[..., None]
         gimg = jax.lax.dynamic_update_slice(gimg, gw * (1 - a[..., None]), (o[0], o[1], 0))
@@ -456,12 +510,6 @@ composite.defvjp(_composite_fwd, _composite_bwd)
 
 # ----------------------------------------------------------------------------------------------
 # Public renderers (jit with static `hw` and `layout`; vmap over a leading batch axis).
-
-
-def _geometry(hw, layout):
-    scale = float(max(hw))
-    pad = pad_for(layout, hw)
-    return scale, pad, (hw[0] + 2 * pad, hw[1] + 2 * pad)
 
 
 def _check_layout(program: StrokeProgram, layout: Layout):
@@ -505,30 +553,29 @@ def render_stages(
     ends = tuple(int(e) for e in ends)
     if list(ends) != sorted(set(ends)) or not ends or ends[0] < 0 or ends[-1] > program.params.shape[-2]:
         raise ValueError(f"stage ends must increase within [0, {program.params.shape[-2]}], got {ends}")
-    scale, pad, phw = _geometry(hw, layout)
-    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
+    canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*hw, 3))
     stages = [canvas] * sum(e == 0 for e in ends)
     start = 0
     for w, count in split_layout(layout, ends):
-        alpha, color, origins = _run_windows(program, start, count, w, scale, pad, phw, softness, medium)
+        alpha, color, origins = _run_windows(program, start, count, w, hw, softness, medium)
         # Materialise the windows before the scan, so XLA does not fuse (recompute) them into it.
         alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
         canvas = composite(canvas, alpha, color, origins)
         start += count
         if start in ends:
             stages.append(canvas)
-    return jnp.stack(stages)[:, pad : pad + hw[0], pad : pad + hw[1]]
+    return jnp.stack(stages)
 
 
 def _composite_frames(carry, alpha, color, origins, frame_of):
     """Composites one run of windows in order, also writing each stamped window into the buffer
-    of the frame the stroke first shows in. carry = (canvas [Hp,Wp,3], written [T,Hp,Wp,3])."""
-    w = alpha.shape[1]
+    of the frame the stroke first shows in. carry = (canvas [H,W,3], written [T,H,W,3])."""
+    shape = alpha.shape[1:]
 
     def body(c, x):
         canvas, written = c
         a, col, o, f = x
-        under = _gather_window(canvas, o, w)  # a gather, not a slice: no copy of the carry
+        under = _gather_window(canvas, o, shape)  # a gather, not a slice: no copy of the carry
         new = under * (1 - a[..., None]) + col * a[..., None]
         canvas = jax.lax.dynamic_update_slice(canvas, new, (o[0], o[1], 0))
         written = jax.lax.dynamic_update_slice(written, new[None], (f, o[0], o[1], 0))
@@ -552,29 +599,28 @@ def render_frames(
     frame t's buffer is its value at the end of frame t, since no later stroke writes there.
     """
     _check_layout(program, layout)
-    scale, pad, phw = _geometry(hw, layout)
     n = program.params.shape[0]
     ends = program.frame_ends
     num_frames = ends.shape[0]
     stroke = jnp.arange(n)
     frame_of = jnp.searchsorted(ends, stroke, side="right").astype(jnp.int32)  # [N], T = never shown
     shown = program.valid & (frame_of < num_frames)
-    blank = jnp.broadcast_to(program.background.astype(jnp.float32), (*phw, 3))
-    carry = (blank, jnp.full((num_frames, *phw, 3), _UNWRITTEN, jnp.float32))
+    blank = jnp.broadcast_to(program.background.astype(jnp.float32), (*hw, 3))
+    carry = (blank, jnp.full((num_frames, *hw, 3), _UNWRITTEN, jnp.float32))
     start = 0
     for w, count in layout:
-        alpha, color, origins = _run_windows(program._replace(valid=shown), start, count, w, scale, pad, phw, softness, medium)
+        alpha, color, origins = _run_windows(program._replace(valid=shown), start, count, w, hw, softness, medium, variants=True)
         alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
         f = jnp.minimum(frame_of[start : start + count], num_frames - 1)
         carry = _composite_frames(carry, alpha, color, origins, f)
         start += count
-    written = carry[1][:, pad : pad + hw[0], pad : pad + hw[1]]
+    written = carry[1]
 
     def settle(prev, buf):
         frame = jnp.where(buf[..., :1] > 0.5 * _UNWRITTEN, buf, prev)
         return frame, frame
 
-    return jax.lax.scan(settle, blank[pad : pad + hw[0], pad : pad + hw[1]], written)[1]
+    return jax.lax.scan(settle, blank, written)[1]
 
 
 render_jit = jax.jit(render, static_argnames=("hw", "layout", "medium"))
@@ -609,7 +655,7 @@ def reference_render(program: StrokeProgram, hw: tuple[int, int], softness=0.0) 
 
     def body(c, xs):
         p, valid = xs
-        a, col = stroke_window(p, row, origin, w, scale, 0, softness)
+        a, col = stroke_window(p, row, origin, w, scale, softness)
         a = (a * valid)[..., None]
         return c * (1 - a) + col * a, None
 
