@@ -6,7 +6,9 @@
    draft decode, crop, resize, flip), depth (built-in estimator at `depth_work_size`), plan
    (slot-mode stroke plan + frame schedule), render (jitted batch render, per clip).
 2. End to end: the grain pipeline with N worker processes planning while this process renders
-   each batch (what a training host does, minus the model), for each worker count.
+   each batch (what a training host does, minus the model), for each worker count. The timed
+   batches start once the workers' read-ahead buffers have drained (steady state: a rate read
+   from full buffers measures the start-up, not the pipeline).
 Ends with one line of key=value pairs; `clips_per_s` is the best end-to-end figure.
 `--make-samples N` first fills DIR with N JPEGs made from scikit-image's bundled photos.
 """
@@ -30,7 +32,7 @@ def _parse(argv):
     ap.add_argument("--strokes", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts to measure end to end")
-    ap.add_argument("--batches", type=int, default=12, help="timed batches per worker count (after warm-up)")
+    ap.add_argument("--batches", type=int, default=30, help="timed batches per worker count (after the buffers drain)")
     ap.add_argument("--stage-items", type=int, default=24, help="examples timed per stage")
     ap.add_argument("--media", default="oil", help="comma-separated process media")
     ap.add_argument("--make-samples", type=int, default=0, metavar="N", help="first write N sample JPEGs into --images")
@@ -120,8 +122,8 @@ def end_to_end(args, workers: int) -> float:
     c = _config(args)
     c.workers = workers
     pipe = pipeline_lib.make_pipeline(c)
-    jax.block_until_ready(pipe.next_clips())  # compile + worker start-up
-    for _ in range(2):  # fill the worker buffers, settle
+    jax.block_until_ready(pipe.next_clips())  # compile + worker start-up (the workers fill their buffers)
+    for _ in range(workers * c.worker_buffer + 2):  # drain what was read ahead meanwhile: steady state
         jax.block_until_ready(pipe.next_clips())
     t0 = time.perf_counter()
     pending = None
@@ -136,14 +138,34 @@ def end_to_end(args, workers: int) -> float:
     return rate
 
 
+def _image_sizes(images: str) -> str:
+    """' (N images, W x H to W x H px)' for a plain folder of images, else ''."""
+    from PIL import Image
+
+    path = pathlib.Path(images)
+    if not path.is_dir():
+        return ""
+    sizes = []
+    for f in sorted(path.iterdir()):
+        try:
+            with Image.open(f) as im:
+                sizes.append(im.size)
+        except OSError:
+            continue
+    if not sizes:
+        return ""
+    lo, hi = min(sizes, key=lambda s: s[0] * s[1]), max(sizes, key=lambda s: s[0] * s[1])
+    return f" ({len(sizes)} images, {lo[0]}x{lo[1]} to {hi[0]}x{hi[1]} px)"
+
+
 def main(argv=None):
     args = _parse(argv)
     if args.make_samples:
         from paintproc_jax.data.samples import write_sample_folder
 
         write_sample_folder(args.images, args.make_samples)
-    print(f"== data pipeline: {args.images}, {args.size}x{args.size}, {args.frames} frames, {args.strokes} stroke slots, "
-          f"batch {args.batch}, {os.cpu_count()} CPUs")
+    print(f"== data pipeline: {args.images}{_image_sizes(args.images)}, {args.size}x{args.size}, {args.frames} frames, "
+          f"{args.strokes} stroke slots, batch {args.batch}, {os.cpu_count()} CPUs")
     st = stages(args)
     host = st["decode"] + st["depth"] + st["plan"]
     print("per example (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()) + f"; host total {host:.2f}")
