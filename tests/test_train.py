@@ -160,3 +160,37 @@ def test_disk_full_while_saving_keeps_earlier_checkpoints(tmp_path, monkeypatch)
     assert final_state(tmp_path)[0] == 4
     summary = train(config(), tmp_path)  # space again: resumes from step 4
     assert summary.start_step == 4 and summary.step == 8
+
+
+def _saved_steps(workdir):
+    return sorted(int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def _diverging(steps):
+    c = config(steps=steps)
+    c.train.optim.update(lr=1e9, warmup_steps=0)
+    c.train.update(ckpt_every=1, keep_checkpoints=50)
+    return c
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_step_without_saving_it(tmp_path):
+    import re
+
+    from paintproc_jax.train.loop import Diverged
+
+    with pytest.raises(Diverged, match=r"non-finite loss/gradient at step \d+") as info:
+        train(_diverging(12), tmp_path)
+    bad = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    assert 1 < bad < 12, bad  # it trains a little, then diverges (lr 1e9)
+    assert _saved_steps(tmp_path) == list(range(1, bad))  # every earlier checkpoint kept, none after
+    step, arrays = final_state(tmp_path)
+    assert step == bad - 1 and all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(a.dtype, np.floating))
+
+
+def test_skip_nonfinite_skips_the_poisoned_steps_and_finishes(tmp_path):
+    c = _diverging(6)
+    c.train.skip_nonfinite = True
+    summary = train(c, tmp_path)
+    assert summary.step == 6 and summary.skipped_steps >= 1
+    step, arrays = final_state(tmp_path)
+    assert step == 6 and all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(a.dtype, np.floating))

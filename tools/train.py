@@ -27,7 +27,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run folder: checkpoints, metric
 def main(argv):
     del argv
     from paintproc_jax.errors import PaintprocError
-    from paintproc_jax.train.loop import train
+    from paintproc_jax.train.loop import Diverged, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if _CONFIG.value is None:
@@ -35,12 +35,16 @@ def main(argv):
         return 2
     try:
         summary = train(_CONFIG.value, _WORKDIR.value)
+    except Diverged as e:  # the run trained and went bad: not a usage error
+        print(f"train: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, PaintprocError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
     what = "pre-empted (checkpoint saved)" if summary.preempted else "done"
     loss = summary.last_metrics.get("loss")
-    print(f"train: {what} at step {summary.step} (started at {summary.start_step})" + (f", loss {loss:.4f}" if loss is not None else ""))
+    skipped = f", {summary.skipped_steps} non-finite steps skipped" if summary.skipped_steps else ""
+    print(f"train: {what} at step {summary.step} (started at {summary.start_step})" + (f", loss {loss:.4f}" if loss is not None else "") + skipped)
     return 0
 
 

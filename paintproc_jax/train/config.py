@@ -34,6 +34,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.sample_count = 2
     c.profile_start = -1  # first step of a jax.profiler trace into WORKDIR/profile; -1 = off
     c.profile_steps = 5
+    c.skip_nonfinite = False  # skip (and count) steps whose loss or gradient norm is not finite, instead of stopping
     return c
 
 

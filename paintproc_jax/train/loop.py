@@ -40,12 +40,47 @@ ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 
 @dataclasses.dataclass
 class Summary:
-    """What a run did: last step reached, where it started, whether it was pre-empted, last metrics."""
+    """What a run did: last step reached, where it started, whether it was pre-empted, last metrics,
+    and how many non-finite steps were skipped (`train.skip_nonfinite`)."""
 
     step: int
     start_step: int
     preempted: bool
     last_metrics: dict
+    skipped_steps: int = 0
+
+
+class Diverged(PaintprocError):
+    """A step's loss or gradient norm was not finite: the run stopped before checkpointing it."""
+
+
+class _FiniteCheck:
+    """Reads each step's `finite` flag one step late (no stall: the next step is already queued), and
+    all of them before a checkpoint, so a poisoned state is never saved (big_vision stops on NaN)."""
+
+    def __init__(self, skip: bool):
+        self.skip, self.pending, self.skipped = skip, [], 0
+
+    def add(self, step: int, finite) -> None:
+        self.pending.append((step, finite))
+        while len(self.pending) > 1:
+            self._check(*self.pending.pop(0))
+
+    def flush(self) -> None:
+        while self.pending:
+            self._check(*self.pending.pop(0))
+
+    def _check(self, step: int, finite) -> None:
+        if bool(finite):
+            return
+        if self.skip:
+            self.skipped += 1
+            log.warning("step %d: non-finite loss/gradient, step skipped (%d so far)", step, self.skipped)
+            return
+        raise Diverged(
+            f"non-finite loss/gradient at step {step}; stopped without checkpointing it (earlier checkpoints are kept). "
+            "Lower train.optim.lr (or raise warmup_steps), or set train.skip_nonfinite=True to skip such steps"
+        )
 
 
 def maybe_initialize_distributed() -> None:
@@ -164,8 +199,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         )
         step_fn = jax.jit(
             make_train_step(graphdef, pipe.spec, c.diffusion, grad_accum=t.grad_accum, ema_decay=t.ema_decay,
-                            lr_fn=learning_rate(t.optim, total)),
-            out_shardings=(shardings, ema_shardings, None),
+                            lr_fn=learning_rate(t.optim, total), skip_nonfinite=bool(t.get("skip_nonfinite", False))),
+            out_shardings=(shardings, ema_shardings, None, None),
             donate_argnums=(0, 1),
         )
         # every process samples (the jitted sampler spans the mesh); only process 0 writes
@@ -173,6 +208,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         base_key = jax.random.key(t.seed)
         acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
         step = start
+        finite = _FiniteCheck(bool(t.get("skip_nonfinite", False)))
         try:
             with _Stop() as stop:
                 while step < total and not stop.requested:
@@ -180,8 +216,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
                         jax.profiler.start_trace(str(workdir / "profile"))
                     host = next(pipe)
                     dev = pipe.to_device(host)
-                    state, ema, m = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
+                    state, ema, m, ok = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
                     step += 1
+                    finite.add(step, ok)
                     if t.profile_start >= 0 and step == t.profile_start + t.profile_steps:
                         jax.block_until_ready(state)
                         jax.profiler.stop_trace()
@@ -195,6 +232,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
                         last = scalars
                         acc, since = None, 0
                     if step % t.ckpt_every == 0 or step == total:
+                        finite.flush()  # never save a poisoned state
                         _save(mngr, step, state, ema, pipe.iterator, c)
                         last_saved = step
                     if sampler is not None and step % t.sample_every == 0:
@@ -206,7 +244,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
                     if since == 0:  # throughput counts training steps only, not logging or sampling
                         t0 = time.perf_counter()
                 if stop.requested and last_saved != step:
+                    finite.flush()
                     _save(mngr, step, state, ema, pipe.iterator, c)
+                finite.flush()
             try:
                 mngr.wait_until_finished()
             except OSError as e:
@@ -219,7 +259,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
             mngr.close()
             writer.close()
             pipe.close()
-    return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last)
+    return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last, skipped_steps=finite.skipped)
 
 
 def _save(mngr, step, state, ema, iterator, c) -> None:

@@ -26,8 +26,11 @@ def micro_batches(tree, count: int):
     return jax.tree.map(lambda x: jnp.swapaxes(x.reshape((x.shape[0] // count, count) + x.shape[1:]), 0, 1), tree)
 
 
-def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_decay: float, lr_fn):
-    """train_step(state, ema, batch, key) -> (state, ema, metrics); `batch` is the pipeline's device batch."""
+def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_decay: float, lr_fn,
+                    skip_nonfinite: bool = False):
+    """train_step(state, ema, batch, key) -> (state, ema, metrics, finite); `batch` is the pipeline's
+    device batch, `finite` whether the loss and the gradient norm were finite. `skip_nonfinite`: a
+    step where they are not leaves the state and EMA as they were (else the loop stops the run)."""
 
     def train_step(state, ema, batch, key):
         model, opt = nnx.merge(graphdef, state)
@@ -56,10 +59,15 @@ def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_deca
         grad_norm = _global_norm(grads)
         lr = lr_fn(opt.step[...])
         opt.update(model, grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new_params = nnx.state(model, nnx.Param)
-        if ema is not None:
-            ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, new_params)
+        new_state = nnx.state((model, opt))
+        new_ema = None if ema is None else jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, new_params)
+        if skip_nonfinite:
+            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+            new_state = jax.tree.map(keep, new_state, state)
+            new_ema = None if ema is None else jax.tree.map(keep, new_ema, ema)
         metrics = step_metrics(loss, aux["loss"], aux["t"], grad_norm, lr)
-        return nnx.state((model, opt)), ema, metrics
+        return new_state, new_ema, metrics, finite
 
     return train_step
