@@ -428,7 +428,6 @@ def _run_windows(program: StrokeProgram, start: int, count: int, w: int, hw, sof
     row = jnp.asarray(RENDER_TABLE)[program.medium] if medium is None else RENDER_TABLE[medium]
     shape = window_shape(w, hw)
 
-
     def windows(live=None):
         return jax.vmap(lambda p, o: stroke_window(p, row, o, w, scale, softness, shape, live))(params, origins)
 
