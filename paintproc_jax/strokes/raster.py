@@ -330,14 +330,14 @@ def stroke_window(p, medium_row, origin, w: int, scale: float, softness, shape: 
     sigma = jnp.sqrt(softness**2 + AA_SIGMA**2 + jnp.square(_term(m, "edge") * width))
     tone, gain = None, None  # colour = (rgb + tone * room) * gain ([h, v] each; None: rgb as is)
     b = None  # paint height of the bristle streaks, [h, v] in ~[0, 1]
-    if _on(m, "bristle") or _on(m, "dry") or _on(m, "shade"):
+    if _textured(m):
         a = jnp.clip(u / length + 0.5, 0.0, 1.0)  # 0 at the start of the stroke, 1 at the end
         n = _term(m, "bristles")
         # A stroke is at most its window wide, so with a static medium an octave that no stroke of
         # this window size can show is not computed (at 256 px, windows up to 96 px compute clumps
         # and fine streaks only); of the others, only the first `live` (the caller's count of
         # octaves that some stroke shows: narrow strokes show none).
-        k = _shown_octaves(m, w) if live is None else min(live, _shown_octaves(m, w))
+        k = min(_shown_octaves(m, w), len(_OCTAVES) if live is None else live)
         if k == 0:
             b = 0.5  # flat paint: no stroke here is wide enough to show bristles
         else:

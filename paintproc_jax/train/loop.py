@@ -188,6 +188,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         if restored is not None:
             writer.truncate_after(start)
 
+        skip_nonfinite = bool(t.get("skip_nonfinite", False))  # configs saved before the option lack it
         flops = count_flops(c)
         batch = c.data.batch_size
         peak = device_peak_flops(jax.devices()[0].device_kind)
@@ -199,7 +200,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         )
         step_fn = jax.jit(
             make_train_step(graphdef, pipe.spec, c.diffusion, grad_accum=t.grad_accum, ema_decay=t.ema_decay,
-                            lr_fn=learning_rate(t.optim, total), skip_nonfinite=bool(t.get("skip_nonfinite", False))),
+                            lr_fn=learning_rate(t.optim, total), skip_nonfinite=skip_nonfinite),
             out_shardings=(shardings, ema_shardings, None, None),
             donate_argnums=(0, 1),
         )
@@ -208,7 +209,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         base_key = jax.random.key(t.seed)
         acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
         step = start
-        finite = _FiniteCheck(bool(t.get("skip_nonfinite", False)))
+        finite = _FiniteCheck(skip_nonfinite)
         try:
             with _Stop() as stop:
                 while step < total and not stop.requested:
@@ -243,10 +244,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
                         writer.write_scalars(step, scalars)
                     if since == 0:  # throughput counts training steps only, not logging or sampling
                         t0 = time.perf_counter()
+                finite.flush()  # the last steps, before any final save
                 if stop.requested and last_saved != step:
-                    finite.flush()
                     _save(mngr, step, state, ema, pipe.iterator, c)
-                finite.flush()
             try:
                 mngr.wait_until_finished()
             except OSError as e:
