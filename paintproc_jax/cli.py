@@ -107,9 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"frames in the video (default: {PAINT_FRAMES}; diffusion: the checkpoint's clip length, "
                         "more = a longer process sampled clip by clip)")
     p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="strokes: fit and render brush strokes; diffusion: sample a trained model (needs --checkpoint) "
+                   help="strokes: fit and render brush strokes; diffusion: sample a trained model (--checkpoint, default: the shipped one) "
                         "(default: diffusion when --checkpoint is given, else strokes)")
-    p.add_argument("--checkpoint", metavar="DIR", help="diffusion: a training workdir, its checkpoints/ folder or a step folder")
+    p.add_argument("--checkpoint", metavar="DIR", help="diffusion: a training workdir, its checkpoints/ folder, a step folder, an exported model folder, "
+                        "or 'bundled' (the 64-px model shipped in the package; the default of --engine diffusion)")
     p.add_argument("--step", type=_bounded("seed"), help="diffusion: checkpoint step (default: the latest)")
     p.add_argument("--sampler", help="diffusion: euler, heun or ddim (default: the checkpoint's sample.sampler)")
     p.add_argument("--steps", type=_bounded("steps"), help="diffusion: sampling steps (default: the checkpoint's sample.steps)")
@@ -231,7 +232,7 @@ def _paint_engine(args) -> str:
     """`--engine`, defaulted from `--checkpoint`, with contradicting options refused."""
     engine = args.engine or ("diffusion" if args.checkpoint else "strokes")
     if engine == "diffusion" and not args.checkpoint:
-        raise PaintprocError("--engine diffusion needs --checkpoint DIR (a training workdir, its checkpoints/ folder or a step folder)")
+        args.checkpoint = "bundled"  # the model shipped in the package (README "A model trained on this CPU")
     if engine == "strokes":
         given = [f"--{name}" for name in ("checkpoint", "step", "sampler", "steps") if getattr(args, name) is not None]
         if given:

@@ -9,7 +9,8 @@ Shared by `tools/sample.py` (datasets/folders, batched, resumable) and `paintpro
 - Checkpoints: a training WORKDIR, its `checkpoints/` folder or one step folder `checkpoints/<step>`.
   The resolved config saved with the checkpoint rebuilds the model; the EMA parameters are
   restored when the checkpoint has them, else the model's parameters from `state` (the optimizer
-  state is never read).
+  state is never read). An exported model folder (`models/weights.py`: bf16 safetensors + config.json)
+  or "bundled" (the one shipped in the package) loads without orbax.
 - Fit ("stretch"): the model works on square `data.size` images. An image is resized (stretched)
   to that square for the model, and the generated frames are resized back to the image's aspect
   ratio with the longer side `data.size` (or `out_size`). The whole image is painted (nothing is
@@ -53,6 +54,7 @@ FIT = "stretch"
 DEPTH_MODES = ("auto", "sidecar", "estimator")
 SAMPLER_NAMES = ("euler", "heun", "ddim")  # = diffusion.samplers.SAMPLERS (checked in `Painter.settings`)
 MAX_STEPS = 10_000
+BUNDLED = "bundled"  # `--checkpoint bundled`: the model shipped in the package (models/weights.py)
 
 
 # -- checkpoints -------------------------------------------------------------------------------------
@@ -135,34 +137,56 @@ def _restore_params(step_dir: pathlib.Path, target: dict) -> tuple[dict, str]:
 
 
 def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painter:
-    """A `Painter` from a training checkpoint (WORKDIR, WORKDIR/checkpoints or a step folder);
-    `step` None = the latest. PaintprocError for a missing folder, no checkpoints, an unreadable one."""
+    """A `Painter` from a training checkpoint (WORKDIR, WORKDIR/checkpoints or a step folder;
+    `step` None = the latest), an exported model folder (`models/weights.py`) or "bundled" (the
+    shipped model). PaintprocError for a missing folder, no checkpoints, an unreadable or damaged one."""
     from paintproc_jax.models import create_model
+
+    from paintproc_jax.models import weights
 
     if jax.process_count() > 1:
         raise PaintprocError("offline sampling runs in one process (all of its local devices); start it on one host")
-    ckpt_dir, step = resolve_checkpoint(checkpoint, step)
-    step_dir = ckpt_dir / str(step)
-    config = _read_config(step_dir)
+    exported = str(checkpoint) == BUNDLED or weights.is_exported(checkpoint)
+    if exported:  # an exported model (safetensors + config.json): no orbax, no training state
+        path = weights.BUNDLED if str(checkpoint) == BUNDLED else pathlib.Path(checkpoint)
+        if step is not None:
+            raise PaintprocError(f"--step {step}: {path} is an exported model of one step, not a training run")
+        meta, flat = weights.read_exported(path)
+        config, step, what = ml_collections.ConfigDict(meta["config"]), int(meta.get("source", {}).get("step", 0)), str(path)
+    else:
+        ckpt_dir, step = resolve_checkpoint(checkpoint, step)
+        step_dir = ckpt_dir / str(step)
+        config, what = _read_config(step_dir), f"checkpoint {step_dir}"
     try:
         abstract = nnx.eval_shape(lambda: create_model(config.model))
     except (ValueError, KeyError, AttributeError, TypeError) as e:
-        raise PaintprocError(f"checkpoint {step_dir}: cannot build its model from the saved config ({one_line(e)})") from None
+        raise PaintprocError(f"{what}: cannot build its model from the saved config ({one_line(e)})") from None
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
     mesh = parallel.make_mesh({parallel.DATA: -1}, devices=devices)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), nnx.to_pure_dict(params))
-    try:
-        restored, which = _restore_params(step_dir, target)
-    except PaintprocError:
-        raise
-    except Exception as e:  # noqa: BLE001 - corrupt files, shape mismatch, ...: one line
-        raise PaintprocError(f"checkpoint {step_dir} could not be read ({type(e).__name__}: {one_line(e)[:300]})") from None
+    if exported:
+        try:
+            restored = jax.device_put(weights.unflatten_like(flat, target), replicated)
+        except ValueError as e:
+            raise PaintprocError(f"{what} does not match its config's model ({one_line(e)})") from None
+        which = "ema" if meta.get("source", {}).get("params", "ema") == "ema" else "model"
+    else:
+        try:
+            restored, which = _restore_params(step_dir, target)
+        except PaintprocError:
+            raise
+        except Exception as e:  # noqa: BLE001 - corrupt files, shape mismatch, ...: one line
+            raise PaintprocError(f"checkpoint {step_dir} could not be read ({type(e).__name__}: {one_line(e)[:300]})") from None
     nnx.replace_by_pure_dict(params, restored)
     rest = jax.device_put(rest, replicated)
-    run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir  # the training workdir
+    if exported:
+        name = BUNDLED if str(checkpoint) == BUNDLED else str(path.resolve())
+    else:
+        run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir  # the training workdir
+        name = str(run_dir.resolve())
     return Painter(config=config, graphdef=graphdef, params=params, rest=rest, mesh=mesh,
-                   checkpoint=str(run_dir.resolve()), step=step, params_from=which)
+                   checkpoint=name, step=step, params_from=which)
 
 
 # -- inputs ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from paintproc_jax.presets import check_consistent, experiment_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = [("tiny", None), ("tiny", "loomis")] + [
-    (name, v) for name in ("animatepainter", "loomis") for v in ("128", "128-small", "256", "256-factorized", "tiny")
+    (name, v) for name in ("animatepainter", "loomis") for v in ("128", "128-small", "256", "256-factorized", "tiny", "cpu")
 ]
 
 
@@ -30,7 +30,7 @@ def test_config_variants_are_consistent(name, arg):
     check_consistent(c)
     spec = spec_from_config(c.model)
     assert c.data.frames == spec.frames + 1 and c.diffusion.window == spec.frames
-    assert 16 <= spec.frames <= 32 or name == "tiny" or arg == "tiny"
+    assert 16 <= spec.frames <= 32 or name == "tiny" or arg in ("tiny", "cpu")
     flops = count_flops(c)
     assert flops.forward > 0 and flops.tokens == (1 + spec.frames // spec.tubelet) * spec.grid**2
 
@@ -61,3 +61,21 @@ def test_bench_model_prints_its_contract_line():
     assert {"params", "gflops_per_clip", "fwd_ms", "fwd_bwd_ms"} <= set(fields)
     assert int(fields["params"]) > 0 and float(fields["fwd_bwd_ms"]) > 0
     assert abs(float(fields["gflops_per_clip"]) - count_flops(load("tiny").get_config()).forward / 1e9) < 1e-3
+
+
+def test_the_cpu_reference_variant_trains_on_the_training_photos_and_samples_the_held_out_ones():
+    """`:cpu` is the README's reference run: 64 px, 1 + 8 frames, a few million parameters, fp32 on CPU,
+    trained on tools/make_photos.py's train/ split and sampled on its heldout/ split (never the same)."""
+    from paintproc_jax.data.samples import HELDOUT_PHOTOS, TRAIN_PHOTOS
+    from paintproc_jax.models import create_model
+    from flax import nnx
+    import jax
+    import numpy as np
+
+    c = load("animatepainter").get_config("cpu")
+    assert (c.data.size, c.data.frames, c.model.dtype, c.model.scan_layers) == (64, 9, "float32", False)
+    assert c.data.source == "folder:photos/train" and c.train.sample_source == "photos/heldout"
+    assert not set(TRAIN_PHOTOS) & set(HELDOUT_PHOTOS)
+    params = nnx.state(nnx.eval_shape(lambda: create_model(c.model)), nnx.Param)
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    assert 2e6 < n < 5e6  # <= 10 MB as bf16

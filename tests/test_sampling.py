@@ -187,13 +187,12 @@ def test_paint_with_a_checkpoint_writes_a_process_folder(workdir, tmp_path):
     [
         (["--checkpoint", "{missing}"], "does not exist"),
         (["--checkpoint", "{images}"], "no checkpoints"),
-        (["--engine", "diffusion"], "needs --checkpoint"),
         (["--engine", "strokes", "--checkpoint", "{workdir}"], "--checkpoint belongs to --engine diffusion"),
         (["--checkpoint", "{workdir}", "--frames", "3"], "shorter than this checkpoint's 6-frame clips"),
         (["--checkpoint", "{workdir}", "--step", "7"], "no checkpoint of step 7"),
         (["--checkpoint", "{workdir}", "--strokes", "10"], "--strokes belongs to the stroke engine"),
     ],
-    ids=["missing-dir", "not-a-run", "diffusion-without-checkpoint", "strokes-with-checkpoint", "short-frames", "missing-step",
+    ids=["missing-dir", "not-a-run", "strokes-with-checkpoint", "short-frames", "missing-step",
          "stroke-option"],
 )
 def test_paint_bad_inputs_are_one_line_errors(workdir, images, tmp_path, argv, match):
@@ -239,3 +238,83 @@ def test_sample_tool_reads_tfds_and_its_folders_feed_the_evaluation(sample_tool,
     assert report["crossfade"]["pdp"] == 0.0 and report["tiny_model"]["pdp"] > 0
     # a sample's last frame is its input: fidelity is judged on the model's own last frame
     assert report["tiny_model"]["lpips_final"] > 0 and report["crossfade"]["lpips_final"] < 1e-6
+
+
+@pytest.fixture(scope="module")
+def exported(workdir, tmp_path_factory):
+    """The tiny run exported by tools/export_model.py in float32 (so it must paint exactly as the checkpoint)."""
+    spec = importlib.util.spec_from_file_location("export_tool", ROOT / "tools" / "export_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path_factory.mktemp("exported") / "model"
+    code, stdout, err = run_main(mod.main, [workdir, "--out", out, "--dtype", "float32"])
+    assert code == 0, err
+    assert "step 2 (ema params)" in stdout
+    return out
+
+
+def test_an_exported_model_paints_like_its_checkpoint_without_orbax(exported, painter, images, monkeypatch):
+    assert {p.name for p in exported.iterdir()} == {"model.safetensors", "config.json"}
+
+    def no_orbax(*a, **k):
+        raise AssertionError("an exported model must load without orbax")
+
+    monkeypatch.setattr(ocp, "PyTreeCheckpointer", no_orbax)
+    monkeypatch.setattr(ocp, "Checkpointer", no_orbax)
+    loaded = sampling.load_painter(exported)
+    assert (loaded.step, loaded.params_from, loaded.size, loaded.frames) == (2, "ema", painter.size, painter.frames)
+    mine, theirs = flat(nnx.to_pure_dict(loaded.params)), flat(nnx.to_pure_dict(painter.params))
+    assert sorted(mine) == sorted(theirs)
+    for k in mine:
+        np.testing.assert_array_equal(np.asarray(mine[k]), np.asarray(theirs[k]), err_msg=k)
+    a, b = paint_all(loaded, images, 0, 2), paint_all(painter, images, 0, 2)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_bf16_export_is_half_the_size_and_paints_nearly_alike(workdir, exported, painter, images, tmp_path):
+    from paintproc_jax.models.weights import export_model
+
+    out = export_model(nnx.to_pure_dict(painter.params), painter.config.to_dict(), tmp_path / "bf16", source={"step": 2})
+    assert out.stat().st_size < 0.55 * (exported / "model.safetensors").stat().st_size
+    a, b = paint_all(sampling.load_painter(out.parent), images, 0, 2), paint_all(painter, images, 0, 2)
+    for k in a:
+        assert np.abs(a[k] - b[k]).mean() < 0.02, k
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("flip", "is corrupted: .*does not match the checksum"),
+    ("truncate", "is corrupted: cannot read .*model.safetensors"),
+    ("config", "is corrupted: cannot read config.json"),
+    ("other-model", "does not match its config's model"),
+    ("step", "is an exported model of one step"),
+], ids=["flipped-byte", "truncated-no-checksum", "garbage-config", "other-model", "step"])
+def test_a_damaged_or_mismatched_exported_model_is_a_one_line_error(exported, tmp_path, damage, match):
+    import shutil
+
+    d = tmp_path / "model"
+    shutil.copytree(exported, d)
+    weights, config = d / "model.safetensors", d / "config.json"
+    meta = json.loads(config.read_text())
+    extra = []
+    if damage == "flip":
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    elif damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+        meta["weights_sha256"] = ""
+        config.write_text(json.dumps(meta))
+    elif damage == "config":
+        config.write_text("{not json")
+    elif damage == "other-model":
+        meta["config"]["model"]["width"] = 32
+        meta["config"]["model"]["heads"] = 2
+        config.write_text(json.dumps(meta))
+    else:
+        extra = ["--step", "2"]
+    code, _, err = run_main(cli.main, ["paint", ASSETS / "coffee.jpg", "--checkpoint", d, *extra, *STEPS, "--out", tmp_path / "o"])
+    assert_one_line_error(code, err, "paintproc")
+    assert re.search(match, err), err
+    assert not (tmp_path / "o").exists()

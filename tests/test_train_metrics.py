@@ -2,6 +2,7 @@
 
 import json
 import math
+import pathlib
 
 import imageio.v2 as imageio
 import jax
@@ -212,3 +213,42 @@ def test_disabled_writer_writes_nothing(tmp_path):
         w.truncate_after(0)
         w.flush()
     assert not workdir.exists()
+
+
+def _plot_tool():
+    import importlib.util
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "plot_run.py"
+    spec = importlib.util.spec_from_file_location("plot_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_plot_run_draws_loss_buckets_learning_rate_and_sample_scores(tmp_path, capsys):
+    from PIL import Image
+
+    runs = []
+    for name, shift in (("a", 0.0), ("b", 0.2)):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"step": s, "loss": 1.0 / s + shift, "learning_rate": 1e-3 * min(1, s / 5), "loss_t0.00-0.50": 0.5 / s,
+                 "loss_t0.50-1.00": 2.0 / s} for s in range(1, 21)]
+        for r in rows[9::10]:
+            r.update({"sample/pdp_to_strokes": 0.1 + shift, "sample/layering": 0.3, "sample/refinement": 0.2,
+                      "sample/strokes_layering": 0.4, "sample/strokes_refinement": 0.3})
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(run)
+    tool = _plot_tool()
+    assert tool.main([str(r) for r in runs] + ["--out", str(tmp_path / "plots")]) == 0
+    for png in ("loss.png", "learning_rate.png", "samples.png"):
+        im = np.asarray(Image.open(tmp_path / "plots" / png).convert("L"))
+        assert im.shape[0] > 200 and im.std() > 5, png  # a drawn figure, not a blank canvas
+    # a run without periodic samples gets no samples.png; a folder without metrics is a one-line error
+    (runs[0] / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "learning_rate": 1e-4}) + "\n")
+    assert tool.main([str(runs[0]), "--out", str(tmp_path / "one")]) == 0
+    assert not (tmp_path / "one" / "samples.png").exists() and (tmp_path / "one" / "loss.png").is_file()
+    capsys.readouterr()
+    assert tool.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("plot_run: error:") and "metrics.jsonl" in err[0]

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     positive, nonneg = whole_number(1), whole_number(0)
     p = argparse.ArgumentParser(prog=PROG, description="Sample painting processes from a trained checkpoint.")
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="training workdir, its checkpoints/ folder, or a step folder")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="training workdir, its checkpoints/ folder, a step folder, an exported model folder, or 'bundled' (the shipped model)")
     p.add_argument("--images", required=True, metavar="FOLDER|tfds:NAME/SPLIT", help="images to paint (a folder is searched recursively)")
     p.add_argument("--tfds_data_dir", "--tfds-data-dir", dest="tfds_data_dir", default="", metavar="DIR",
                    help="TFDS data dir for tfds: sources (default: TFDS's own, e.g. $TFDS_DATA_DIR)")
