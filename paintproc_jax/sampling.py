@@ -71,7 +71,7 @@ def _steps_in(ckpt_dir: pathlib.Path) -> list[int]:
 
 def resolve_checkpoint(checkpoint, step: int | None = None) -> tuple[pathlib.Path, int]:
     """(checkpoints folder, step) for a WORKDIR, its `checkpoints/` folder or a step folder."""
-    path = pathlib.Path(checkpoint).expanduser()
+    path = pathlib.Path(checkpoint).expanduser().absolute()  # orbax wants absolute paths
     if not path.exists():
         raise PaintprocError(f"checkpoint {path} does not exist (give a training workdir, its checkpoints/ folder or a step folder)")
     if not path.is_dir():

@@ -318,3 +318,10 @@ def test_a_damaged_or_mismatched_exported_model_is_a_one_line_error(exported, tm
     assert_one_line_error(code, err, "paintproc")
     assert re.search(match, err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_relative_checkpoint_path_loads(workdir, monkeypatch):
+    monkeypatch.chdir(workdir.parent)  # orbax refuses relative paths; load_painter makes them absolute
+    for rel in (pathlib.Path(workdir.name), pathlib.Path(workdir.name) / "checkpoints" / "2"):
+        p = sampling.load_painter(rel)
+        assert (p.step, p.params_from) == (2, "ema") and pathlib.Path(p.checkpoint).is_absolute()
