@@ -129,6 +129,22 @@ def test_conditions_change_the_output():
     np.testing.assert_allclose(apply(model, x, t, cond, drop), apply(model, x, t, other_ref, drop), atol=1e-6)
 
 
+def test_ref_in_frames_adds_no_parameters_and_the_dropped_reference_still_does_not_matter():
+    a = perturb(create_model(tiny()))
+    b = create_model(tiny(ref_in_frames=True))
+    pa, pb = nnx.state(a, nnx.Param), nnx.state(b, nnx.Param)
+    assert jax.tree.structure(pa) == jax.tree.structure(pb)  # a checkpoint of either loads into the other
+    nnx.update(b, pa)
+    x, t, cond = inputs()
+    assert float(jnp.abs(apply(b, x, t, cond) - apply(a, x, t, cond)).max()) > 1e-4
+    other_ref = dict(cond, ref=-cond["ref"])
+    drop = dict(ref=jnp.zeros(B, bool))
+    np.testing.assert_allclose(apply(b, x, t, cond, drop), apply(b, x, t, other_ref, drop), atol=1e-6)
+    old = tiny()
+    del old["ref_in_frames"]  # configs saved before the option
+    assert not create_model(old).spec.ref_in_frames
+
+
 def test_gradients_reach_every_parameter_group():
     model = create_model(tiny())
     x, t, cond = inputs()

@@ -56,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.depth_scales = 3  # depth tokens at patch, 2*patch, 4*patch, ...
     c.depth_layers = 3  # depth-layer masks fed to the depth encoder (data.layers)
     c.region_channels = 0  # optional region/segment map channels (cond["regions"] [B,H,W,R])
+    c.ref_in_frames = False  # also add the reference's patch embedding to every generated frame's tokens (per position)
     c.phase_conditioning = True  # cond["phase"]: where a window starts in a longer process (diffusion.window)
     c.num_media = len(MEDIA)  # process media; id num_media is the dropped ("null") medium
     c.num_ref_media = len(MEDIA) + 1  # reference media: the media and the photo (data.config.PHOTO)
@@ -87,6 +88,7 @@ class ModelSpec:
     depth_layers: int
     region_channels: int
     phase_conditioning: bool
+    ref_in_frames: bool
     num_media: int
     num_ref_media: int
     dtype: str
@@ -119,7 +121,9 @@ def spec_from_config(c: ml_collections.ConfigDict) -> ModelSpec:
         width=int(c.width), depth=int(c.depth), heads=int(c.heads),
         mlp_hidden=int(round(c.width * c.mlp_ratio)), attention=c.attention, qk_norm=bool(c.qk_norm),
         depth_fusion=bool(c.depth_fusion), depth_scales=int(c.depth_scales), depth_layers=int(c.depth_layers),
-        region_channels=int(c.region_channels), phase_conditioning=bool(c.phase_conditioning), num_media=int(c.num_media), num_ref_media=int(c.num_ref_media),
+        region_channels=int(c.region_channels), phase_conditioning=bool(c.phase_conditioning),
+        ref_in_frames=bool(c.get("ref_in_frames", False)),  # configs saved before the option lack it
+        num_media=int(c.num_media), num_ref_media=int(c.num_ref_media),
         dtype=c.dtype, param_dtype=c.param_dtype, scan_layers=bool(c.scan_layers), remat=c.remat,
         attention_impl=c.attention_impl, rules=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in c.rules),
     )

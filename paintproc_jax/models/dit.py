@@ -2,7 +2,8 @@
 depth fusion and medium conditioning (`VideoDiT`), and `create_model` to build it sharded.
 
 Tokens are frame groups [B, G, N, D]: group 0 is the clean reference image (its own patch
-embedding, never noised, never predicted), groups 1.. are tubelets of the generated frames. Every
+embedding, never noised, never predicted), groups 1.. are tubelets of the generated frames
+(with `ref_in_frames`, each also carries the reference patch at its position, added). Every
 group has its own noise level, so known frames (t = 0) can condition a continuation. adaLN-Zero
 modulation per group comes from noise level + medium + reference medium.
 """
@@ -127,6 +128,8 @@ class VideoDiT(nnx.Module):
         ref = self.ref_embed(patchify(cond["ref"][:, None].astype(dtype), 1, spec.patch))
         if "ref" in keep:
             ref = jnp.where(keep["ref"][:, None, None, None], ref, self.ref_null[...].astype(dtype))
+        if spec.ref_in_frames:  # each generated token also sees the reference patch at its position
+            gen = gen + ref
         tokens = jnp.concatenate([ref, gen], 1)
         tokens = tokens + jnp.asarray(position_table(tokens.shape[1], h // spec.patch, w // spec.patch, spec.width), dtype)
         tokens = constrain(tokens, _TOKENS, spec.rules)
