@@ -123,15 +123,16 @@ def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
 
 def cpu_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
     """CPU reference run: 64 px, 1 + 8 frames, a 4-block width-192 DiT (patch 8, 3.6 M parameters),
-    600 steps of 8 clips (~40 min per run with two runs side by side, one core each). Photos from `tools/make_photos.py --out photos`:
+    450 steps of 8 clips (~30 min per run with two runs side by side, one core each). Photos from `tools/make_photos.py --out photos`:
     trains on photos/train, samples photos/heldout (never trained on) every `sample_every` steps."""
     c = experiment_config(style=style, size=64, frames=8, model="cpu", accelerator=False)
-    c.model.ref_in_frames = True  # without it, 750 steps still sampled 8x8-patch noise (docs/architecture.md)
+    c.model.ref_in_frames = True
+    c.diffusion.objective = "flow_x0"  # predicting ε − x0 with patch 8 at width 192 sampled 8x8-patch noise (docs/architecture.md)
     c.data.update(source="folder:photos/train", strokes=128, layers=3, levels=2, batch_size=8, workers=1,
                   depth_work_size=64, crop_scale=(0.35, 1.0), stroke_scale=(0.8, 1.2))
     c.sample.steps = 16
-    c.total_steps = 600
-    c.train.update(log_every=10, ckpt_every=100, keep_checkpoints=2, sample_every=200, sample_count=3,
-                   sample_source="photos/heldout", ema_decay=0.995)
+    c.total_steps = 450
+    c.train.update(log_every=10, ckpt_every=100, keep_checkpoints=2, sample_every=150, sample_count=3,
+                   sample_source="photos/heldout", ema_decay=0.99)
     c.train.optim.update(lr=5e-4, warmup_steps=100)
     return c

@@ -14,14 +14,14 @@ KEYS = ("ref", "depth", "medium")
 
 def _ab(t, obj):
     """Path coefficients written out independently of `schedules` (the tests check it against these)."""
-    if obj == "flow":
+    if obj in ("flow", "flow_x0"):
         return 1.0 - t, t
     return jnp.cos(0.5 * jnp.pi * t), jnp.sin(0.5 * jnp.pi * t)
 
 
 def _tgt(x0, eps, t, obj):
     a, s = _ab(t, obj)
-    return eps - x0 if obj == "flow" else a * eps - s * x0
+    return {"flow": eps - x0, "flow_x0": x0}.get(obj, a * eps - s * x0)
 
 
 def gaussian_apply(mu, sd, obj):

@@ -26,7 +26,7 @@ CONDITIONS = ("ref", "depth", "medium")  # the keep-mask keys the network reads
 def default_config() -> ml_collections.ConfigDict:
     """Defaults: rectified flow, logit-normal times, 10% dropout of each condition, no context."""
     c = ml_collections.ConfigDict()
-    c.objective = "flow"  # "flow" (target ε − x0) or "v" (cosine path, target a·ε − s·x0)
+    c.objective = "flow"  # "flow" (target ε − x0), "flow_x0" (same path, target x0) or "v" (cosine path, target a·ε − s·x0)
     c.time_sampling = "logit_normal"  # "uniform" or "logit_normal"
     c.logit_mean = 0.0
     c.logit_std = 1.0
@@ -123,12 +123,14 @@ def sampler_kwargs(config: ml_collections.ConfigDict) -> dict:
 def loss_weight(t, s: Settings):
     """Per-frame loss weight for noise levels t [B, F]: 1, or min-SNR-γ of the x0 error (≤ 1).
 
-    The x0 error is s(t) times the prediction error for both objectives, so min(SNR, γ)·‖Δx0‖²
-    is min(a², γ·s²)·‖Δpred‖².
+    The x0 error is s(t) times the prediction error for "flow" and "v", so min(SNR, γ)·‖Δx0‖²
+    is min(a², γ·s²)·‖Δpred‖²; for "flow_x0" the prediction is x0, weighted min(SNR, γ).
     """
     if s.weighting == "none":
         return jnp.ones_like(t)
     a, sig = schedules.alpha_sigma(t, s.objective)
+    if s.objective == "flow_x0":
+        return jnp.minimum(jnp.square(a) / jnp.maximum(jnp.square(sig), 1e-6), s.min_snr_gamma)
     return jnp.minimum(jnp.square(a), s.min_snr_gamma * jnp.square(sig))
 
 

@@ -1,7 +1,10 @@
 """Noise paths x_t = a(t)·x0 + s(t)·ε on t ∈ [0, 1] (0 = clean, 1 = pure noise) and time sampling.
 
-Two objectives, each a path plus the network's target:
+Three objectives, each a path plus the network's target:
 - "flow" (rectified flow): a = 1 − t, s = t; target u = ε − x0 (= dx_t/dt).
+- "flow_x0": the same path; the network predicts x0 itself (u = (x_t − x0)/t). With large patches
+  a token cannot carry the full-entropy noise of ε − x0 (patch 8: 192 values from a width-192
+  token), but x0 is an image, smooth and close to the reference (cf. JiT, "Back to Basics").
 - "v" (cosine path): a = cos(πt/2), s = sin(πt/2); target v = a·ε − s·x0 (dx_t/dt = (π/2)·v).
 
 Samplers only use `to_x0_eps` and `velocity`, so they work for either objective. Functions take
@@ -17,12 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-OBJECTIVES = ("flow", "v")
+OBJECTIVES = ("flow", "flow_x0", "v")
+_T_MIN = 1e-3  # flow_x0: velocity (x_t − x0)/t is taken at t >= this (samplers never ask at t = 0)
 TIME_SAMPLING = ("uniform", "logit_normal")
 
 
 def check_objective(objective: str) -> None:
-    """Raises ValueError for an objective other than "flow" or "v"."""
+    """Raises ValueError for an objective other than "flow", "flow_x0" or "v"."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown diffusion objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
@@ -51,7 +55,7 @@ def alpha_sigma(t, objective: str):
     """(a(t), s(t)), the signal and noise coefficients of the path, same shape as t."""
     check_objective(objective)
     t = jnp.asarray(t, jnp.float32)
-    if objective == "flow":
+    if objective in ("flow", "flow_x0"):
         return 1.0 - t, t
     half_pi = 0.5 * jnp.pi
     return jnp.cos(half_pi * t), jnp.sin(half_pi * t)
@@ -61,7 +65,7 @@ def alpha_sigma_derivative(t, objective: str):
     """(a'(t), s'(t)): the path's time derivative coefficients (dx_t/dt = a'·x0 + s'·ε)."""
     check_objective(objective)
     t = jnp.asarray(t, jnp.float32)
-    if objective == "flow":
+    if objective in ("flow", "flow_x0"):
         return -jnp.ones_like(t), jnp.ones_like(t)
     half_pi = 0.5 * jnp.pi
     return -half_pi * jnp.sin(half_pi * t), half_pi * jnp.cos(half_pi * t)
@@ -74,10 +78,12 @@ def add_noise(x0, eps, t, objective: str):
 
 
 def target(x0, eps, t, objective: str):
-    """What the network predicts: u = ε − x0 ("flow") or v = a·ε − s·x0 ("v")."""
+    """What the network predicts: u = ε − x0 ("flow"), x0 ("flow_x0") or v = a·ε − s·x0 ("v")."""
     check_objective(objective)
     if objective == "flow":
         return eps - x0
+    if objective == "flow_x0":
+        return x0
     a, s = alpha_sigma(_expand(t, x0), objective)
     return a * eps - s * x0
 
@@ -87,13 +93,16 @@ def to_x0_eps(pred, x_t, t, objective: str):
     a, s = alpha_sigma(_expand(t, x_t), objective)
     if objective == "flow":  # x_t = x0 + t·u and ε = x0 + u
         return x_t - s * pred, x_t + a * pred
+    if objective == "flow_x0":  # x_t = (1 − t)·x0 + t·ε
+        return pred, (x_t - a * pred) / jnp.maximum(s, _T_MIN)
     return a * x_t - s * pred, s * x_t + a * pred  # a² + s² = 1
 
 
 def velocity(pred, x_t, t, objective: str):
-    """dx_t/dt implied by a prediction (= a'·x0_hat + s'·eps_hat): u itself, or (π/2)·v."""
-    del x_t, t  # both paths' velocities are a fixed multiple of their targets
+    """dx_t/dt implied by a prediction (= a'·x0_hat + s'·eps_hat): u itself, (x_t − x0_hat)/t, or (π/2)·v."""
     check_objective(objective)
+    if objective == "flow_x0":
+        return (x_t - pred) / jnp.maximum(_expand(t, x_t), _T_MIN)
     return pred if objective == "flow" else (0.5 * jnp.pi) * pred
 
 
