@@ -58,7 +58,8 @@ def plot_runs(runs: dict[str, list[dict]], out) -> list[pathlib.Path]:
     axes[1].set(title="loss per noise level t", xlabel="step", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a run may log no loss buckets
+            ax.legend(fontsize=7)
     fig.tight_layout()
     written.append(out / "loss.png")
     fig.savefig(written[-1], dpi=110)
