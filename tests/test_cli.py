@@ -311,6 +311,22 @@ def test_interrupted_paint_leaves_nothing_behind(photo, tmp_path, monkeypatch):
     assert_nothing_written(out_dir)
 
 
+def test_a_corrupt_compilation_cache_entry_recompiles_instead_of_crashing(photo, tmp_path):
+    """The persistent cache (PAINTPROC_CACHE) may hold a truncated or foreign file: the run recompiles
+    and paints the same strokes."""
+    env = dict(os.environ, PAINTPROC_CACHE=str(tmp_path / "cache"))
+    args = [sys.executable, "-m", "paintproc_jax.cli", "paint", str(photo), *map(str, PAINT), "--no-mp4", "--quiet"]
+    first = subprocess.run([*args, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    entries = list((tmp_path / "cache" / "jax").glob("*-cache"))
+    assert entries, "the fit step should have been cached"
+    for entry in entries:
+        entry.write_bytes(b"not a compiled program")
+    second = subprocess.run([*args, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
+    assert (tmp_path / "a" / "strokes.json").read_bytes() == (tmp_path / "b" / "strokes.json").read_bytes()
+
+
 # ------------------------------------------------------------------------------------ fit + render
 
 
