@@ -4,8 +4,9 @@
     get_config("128-small")        128 px, 1 + 16 frames, DiT-S/8 (37% of the FLOPs of "128")
     get_config("256")              256 px, 1 + 32 frames, DiT-B/16 with tubelets of 2 frames, full attention
     get_config("256-factorized")   256 px, 1 + 16 frames, DiT-B/8, spatial-then-temporal attention
-    get_config("cpu")              64 px, 1 + 8 frames, a 3.8 M-parameter DiT: the CPU reference run (450 steps, 30 min per run with two side by side, README
-                                   "A model trained on this CPU"; photos from tools/make_photos.py --out photos)
+    get_config("cpu")              64 px, 1 + 8 frames, a 3.8 M-parameter DiT: the CPU reference run (450 steps,
+                                   30 min per run with two side by side; README "A model trained on this CPU";
+                                   photos from tools/make_photos.py --out photos)
     get_config("tiny")             the CPU-tiny model on this data style
 
 Params and forward FLOPs per clip (`python tools/bench_model.py --config configs/animatepainter.py:ARG`):

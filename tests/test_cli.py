@@ -1,7 +1,7 @@
 """Tests for the `paintproc` command line (paint / fit / render): outputs, determinism, bad input.
 
 Runs `paintproc_jax.cli.main` in-process (JAX compiles are shared across tests) with tiny
-settings, plus one subprocess run of the installed console script.
+settings, plus subprocess runs (the installed console script, a fresh compilation cache).
 """
 
 import contextlib

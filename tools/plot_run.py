@@ -48,6 +48,12 @@ def plot_runs(runs: dict[str, list[dict]], out) -> list[pathlib.Path]:
     written = []
     styles = ["-", "--", ":", "-."]
 
+    def save(fig, name):
+        fig.tight_layout()
+        written.append(out / name)
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+
     buckets = sorted({k for rows in runs.values() for r in rows for k in r if k.startswith("loss_t")})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for i, (label, rows) in enumerate(runs.items()):
@@ -60,10 +66,7 @@ def plot_runs(runs: dict[str, list[dict]], out) -> list[pathlib.Path]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a run may log no loss buckets
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    written.append(out / "loss.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "loss.png")
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for i, (label, rows) in enumerate(runs.items()):
@@ -71,10 +74,7 @@ def plot_runs(runs: dict[str, list[dict]], out) -> list[pathlib.Path]:
     ax.set(title="learning rate", xlabel="step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    written.append(out / "learning_rate.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    save(fig, "learning_rate.png")
 
     scores = [("sample/pdp_to_strokes", None, "PDP distance to the stroke engine (lower is better)"),
               ("sample/layering", "sample/strokes_layering", "layering (far first)"),
@@ -90,10 +90,7 @@ def plot_runs(runs: dict[str, list[dict]], out) -> list[pathlib.Path]:
             ax.set(title=title, xlabel="step")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(out / "samples.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        save(fig, "samples.png")
     return written
 
 
