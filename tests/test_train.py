@@ -174,17 +174,28 @@ def _diverging(steps):
 
 
 def test_a_diverging_run_stops_at_the_first_non_finite_step_without_saving_it(tmp_path):
+    """The issue-16 repro through tools/train.py (lr 1e9), a checkpoint every step."""
     import re
 
-    from paintproc_jax.train.loop import Diverged
-
-    with pytest.raises(Diverged, match=r"non-finite loss/gradient at step \d+") as info:
-        train(_diverging(12), tmp_path)
-    bad = int(re.search(r"at step (\d+)", str(info.value)).group(1))
-    assert 1 < bad < 12, bad  # it trains a little, then diverges (lr 1e9)
+    cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(ROOT / "configs" / "tiny.py"), "--workdir", str(tmp_path),
+           f"--config.data.source=folder:{ASSETS}", "--config.total_steps=12", "--config.train.optim.lr=1e9",
+           "--config.train.optim.warmup_steps=0", "--config.train.ckpt_every=1", "--config.train.keep_checkpoints=50",
+           "--config.train.sample_every=0", "--config.mesh.num_devices=1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("train: error:")]
+    assert out.returncode == 1 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    bad = int(re.match(r"train: error: non-finite loss/gradient at step (\d+)", errors[0]).group(1))
+    assert 1 < bad < 12, bad  # it trains a little, then diverges
     assert _saved_steps(tmp_path) == list(range(1, bad))  # every earlier checkpoint kept, none after
     step, arrays = final_state(tmp_path)
     assert step == bad - 1 and all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(a.dtype, np.floating))
+
+
+def _saved_arrays(workdir, step):
+    """Model + optimizer state and EMA of checkpoint `step`, as flat lists of NumPy arrays."""
+    mngr = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints")
+    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), ema=ocp.args.StandardRestore()))
+    return [np.asarray(x) for x in jax.tree.leaves((out["state"], out["ema"]))]
 
 
 def test_skip_nonfinite_skips_the_poisoned_steps_and_finishes(tmp_path):
@@ -194,3 +205,22 @@ def test_skip_nonfinite_skips_the_poisoned_steps_and_finishes(tmp_path):
     assert summary.step == 6 and summary.skipped_steps >= 1
     step, arrays = final_state(tmp_path)
     assert step == 6 and all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(a.dtype, np.floating))
+    # a skipped step leaves parameters, optimizer state (its step count too) and EMA exactly as they were
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    bad = [r["step"] for r in rows if r["loss"] is None or r["grad_norm"] is None]
+    assert len(bad) == summary.skipped_steps and bad[0] > 1, rows  # lr 1e9: finite at first, then not
+    for s in bad:
+        before, after = _saved_arrays(tmp_path, s - 1), _saved_arrays(tmp_path, s)
+        assert all(np.array_equal(a, b) for a, b in zip(before, after)), s
+    # ... while a finite step does change them: step 1's parameters differ from the initial ones
+    from flax import nnx
+
+    from paintproc_jax.models import create_model
+
+    def by_path(tree):
+        return {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+    init = by_path(nnx.to_pure_dict(nnx.state(create_model(c.model, seed=c.train.seed))))
+    mngr = ocp.CheckpointManager(pathlib.Path(tmp_path).resolve() / "checkpoints")
+    step1 = by_path(mngr.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]["0"])
+    assert init.keys() == step1.keys() and not all(np.array_equal(init[k], step1[k]) for k in init)

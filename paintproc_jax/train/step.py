@@ -33,6 +33,8 @@ def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_deca
     step where they are not leaves the state and EMA as they were (else the loop stops the run)."""
 
     def train_step(state, ema, batch, key):
+        # merge reuses state's Variables and the update mutates them: keep the old arrays apart
+        old_state = jax.tree.map(lambda x: x, state) if skip_nonfinite else None
         model, opt = nnx.merge(graphdef, state)
         gdef_m, params, rest = nnx.split(model, nnx.Param, ...)
         clips = render_clips(batch, clip_spec)  # {"clip": [B, T, S, S, 3], ...}
@@ -65,7 +67,7 @@ def make_train_step(graphdef, clip_spec, diffusion, *, grad_accum: int, ema_deca
         new_ema = None if ema is None else jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, new_params)
         if skip_nonfinite:
             keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
-            new_state = jax.tree.map(keep, new_state, state)
+            new_state = jax.tree.map(keep, new_state, old_state)
             new_ema = None if ema is None else jax.tree.map(keep, new_ema, ema)
         metrics = step_metrics(loss, aux["loss"], aux["t"], grad_norm, lr)
         return new_state, new_ema, metrics, finite
