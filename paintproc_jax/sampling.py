@@ -8,8 +8,8 @@ Shared by `tools/sample.py` (datasets/folders, batched, resumable) and `paintpro
 
 - Checkpoints: a training WORKDIR, its `checkpoints/` folder or one step folder `checkpoints/<step>`.
   The resolved config saved with the checkpoint rebuilds the model; the EMA parameters are
-  restored when the checkpoint has them, else the model's parameters from `state` (the optimizer
-  state is never read). An exported model folder (`models/weights.py`: bf16 safetensors + config.json)
+  restored when the checkpoint has them, else the model's (`train/checkpoint.py` owns the format
+  and reads both layouts; the optimizer state is never read). An exported model folder (`models/weights.py`: bf16 safetensors + config.json)
   or "bundled" (the one shipped in the package) loads without orbax.
 - Fit ("stretch"): the model works on square `data.size` images. An image is resized (stretched)
   to that square for the model, and the generated frames are resized back to the image's aspect
@@ -47,6 +47,8 @@ from PIL import Image
 from paintproc_jax import parallel
 from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.program import MEDIA, MEDIUM_ID
+from paintproc_jax.train import checkpoint as checkpoint_format
+from paintproc_jax.train.checkpoint import resolve as resolve_checkpoint  # noqa: F401 - public (demo.py, tests)
 
 log = logging.getLogger(__name__)
 
@@ -57,83 +59,7 @@ MAX_STEPS = 10_000
 BUNDLED = "bundled"  # `--checkpoint bundled`: the model shipped in the package (models/weights.py)
 
 
-# -- checkpoints -------------------------------------------------------------------------------------
-
-
-def _is_step_dir(path: pathlib.Path) -> bool:
-    return path.is_dir() and path.name.isdigit() and ((path / "_CHECKPOINT_METADATA").exists() or (path / "state").is_dir())
-
-
-def _steps_in(ckpt_dir: pathlib.Path) -> list[int]:
-    """Finished checkpoint steps in a `checkpoints/` folder (orbax writes into temporaries and renames)."""
-    return sorted(int(p.name) for p in ckpt_dir.iterdir() if _is_step_dir(p))
-
-
-def resolve_checkpoint(checkpoint, step: int | None = None) -> tuple[pathlib.Path, int]:
-    """(checkpoints folder, step) for a WORKDIR, its `checkpoints/` folder or a step folder."""
-    path = pathlib.Path(checkpoint).expanduser().absolute()  # orbax wants absolute paths
-    if not path.exists():
-        raise PaintprocError(f"checkpoint {path} does not exist (give a training workdir, its checkpoints/ folder or a step folder)")
-    if not path.is_dir():
-        raise PaintprocError(f"checkpoint {path} is not a folder (give a training workdir, its checkpoints/ folder or a step folder)")
-    if _is_step_dir(path):
-        if step is not None and step != int(path.name):
-            raise PaintprocError(f"--step {step} contradicts the step folder {path} (step {path.name})")
-        return path.parent, int(path.name)
-    ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    steps = _steps_in(ckpt_dir)
-    if not steps:
-        raise PaintprocError(f"no checkpoints in {path} (expected a training workdir with checkpoints/<step>/ folders)")
-    if step is None:
-        return ckpt_dir, steps[-1]
-    if step not in steps:
-        raise PaintprocError(f"no checkpoint of step {step} in {ckpt_dir}; steps there: {', '.join(map(str, steps))}")
-    return ckpt_dir, step
-
-
-def _read_config(step_dir: pathlib.Path) -> ml_collections.ConfigDict:
-    """The resolved config saved with the checkpoint (else the workdir's config.json)."""
-    import json
-
-    import orbax.checkpoint as ocp
-
-    cfg = None
-    if (step_dir / "config").is_dir():
-        try:
-            cfg = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(step_dir / "config", args=ocp.args.JsonRestore())
-        except Exception as e:  # noqa: BLE001 - fall back to the workdir's copy below
-            log.warning("cannot read the config of %s (%s); trying the workdir's config.json", step_dir, one_line(e))
-    if cfg is None:
-        path = step_dir.parent.parent / "config.json"
-        if not path.is_file():
-            raise PaintprocError(f"checkpoint {step_dir} has no readable config (no config/ item, no {path})")
-        try:
-            cfg = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise PaintprocError(f"cannot read {path}: {one_line(e)}") from None
-    if not isinstance(cfg, dict) or "model" not in cfg or "data" not in cfg:
-        raise PaintprocError(f"checkpoint {step_dir}: its config has no model/data sections; is this a paintproc training run?")
-    return ml_collections.ConfigDict(cfg)
-
-
-def _restore_params(step_dir: pathlib.Path, target: dict) -> tuple[dict, str]:
-    """Restores the parameters (pure dict like `target`): the EMA item if present, else the model
-    part ("0") of `state` only. Returns (params, "ema" | "model")."""
-    import orbax.checkpoint as ocp
-
-    restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape, dtype=x.dtype), target)
-    ckptr = ocp.PyTreeCheckpointer()
-    if (step_dir / "ema").is_dir():
-        out = ckptr.restore(step_dir / "ema", args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args))
-        return out, "ema"
-    if not (step_dir / "state").is_dir():
-        raise PaintprocError(f"checkpoint {step_dir} holds neither ema/ nor state/")
-    # state = nnx.to_pure_dict of nnx.split((model, optimizer))[1]: {"0": model variables, "1": optimizer}
-    out = ckptr.restore(
-        step_dir / "state",
-        args=ocp.args.PyTreeRestore(item={"0": target}, restore_args={"0": restore_args}, partial_restore=True),
-    )
-    return out["0"], "model"
+# -- checkpoints ---------------------------------------------------------------------------------------
 
 
 def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painter:
@@ -154,9 +80,9 @@ def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painte
         meta, flat = weights.read_exported(path)
         config, step, what = ml_collections.ConfigDict(meta["config"]), int(meta.get("source", {}).get("step", 0)), str(path)
     else:
-        ckpt_dir, step = resolve_checkpoint(checkpoint, step)
+        ckpt_dir, step = checkpoint_format.resolve(checkpoint, step)
         step_dir = ckpt_dir / str(step)
-        config, what = _read_config(step_dir), f"checkpoint {step_dir}"
+        config, what = ml_collections.ConfigDict(checkpoint_format.read_config(step_dir)), f"checkpoint {step_dir}"
     try:
         abstract = nnx.eval_shape(lambda: create_model(config.model))
     except (ValueError, KeyError, AttributeError, TypeError) as e:
@@ -173,7 +99,7 @@ def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painte
         which = "ema" if meta.get("source", {}).get("params", "ema") == "ema" else "model"
     else:
         try:
-            restored, which = _restore_params(step_dir, target)
+            restored, which = checkpoint_format.restore_params(step_dir, target)
         except PaintprocError:
             raise
         except Exception as e:  # noqa: BLE001 - corrupt files, shape mismatch, ...: one line

@@ -29,12 +29,18 @@ def config(steps=8, **mesh):
     return c
 
 
+def saved(workdir, step=None, items=("model", "optimizer")):
+    """(step, {item: tree}) of a checkpoint (default the latest), read straight from disk by orbax."""
+    mngr = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints")
+    step = mngr.latest_step() if step is None else step
+    out = mngr.restore(step, args=ocp.args.Composite(**{k: ocp.args.StandardRestore() for k in items}))
+    return step, {k: out[k] for k in items}
+
+
 def final_state(workdir):
     """(latest checkpoint step, its model+optimizer arrays) read straight from disk."""
-    mngr = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints")
-    step = mngr.latest_step()
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    return step, [np.asarray(x) for x in jax.tree.leaves(state)]
+    step, items = saved(workdir)
+    return step, [np.asarray(x) for x in jax.tree.leaves(items)]
 
 
 def losses(workdir):
@@ -98,12 +104,74 @@ def test_sigterm_then_resume_equals_uninterrupted(straight, tmp_path, monkeypatc
         np.testing.assert_array_equal(x, y)
 
 
+def legacy_save(mngr, step, state, ema, iterator, config_dict):
+    """The checkpoint writer before issue 16, verbatim: one positional item `state` = {0: model, 1: optimizer}."""
+    import grain
+    from flax import nnx
+
+    items = dict(
+        state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
+        data_iter=grain.checkpoint.CheckpointSave(iterator),
+        config=ocp.args.JsonSave(config_dict),
+    )
+    if ema is not None:
+        items["ema"] = ocp.args.StandardSave(nnx.to_pure_dict(ema))
+    mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+
+def by_path(tree):
+    """{"a/0/b": array} of a pytree (nnx int keys and orbax str keys give the same paths)."""
+    return {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_named_items_and_checkpoints_of_the_old_layout_resume_and_sample(straight, tmp_path, monkeypatch):
+    """New checkpoints hold named items; one written by the earlier version (a positional `state`
+    item) still resumes bit-identically and still samples (EMA, or the model's own parameters)."""
+    import shutil
+
+    from flax import nnx
+
+    from paintproc_jax import sampling
+    from paintproc_jax.train import checkpoint
+
+    items = lambda d: sorted(p.name for p in d.iterdir() if p.is_dir())  # noqa: E731
+    assert items(straight / "checkpoints" / "8") == ["config", "data_iter", "ema", "model", "optimizer"]
+    monkeypatch.setattr(checkpoint, "save", legacy_save)
+    train(config(), tmp_path)  # legacy checkpoints at 4 and 8
+    monkeypatch.undo()
+    old = tmp_path / "checkpoints"
+    assert items(old / "4") == ["config", "data_iter", "ema", "state"]
+
+    new_model = by_path(saved(straight, 8, ("model",))[1]["model"])
+    painter = sampling.load_painter(tmp_path)
+    assert (painter.step, painter.params_from) == (8, "ema")
+    assert by_path(nnx.to_pure_dict(painter.params)).keys() == new_model.keys()
+    for k, v in by_path(nnx.to_pure_dict(painter.params)).items():
+        np.testing.assert_array_equal(v, by_path(saved(straight, 8, ("ema",))[1]["ema"])[k])
+    no_ema = tmp_path / "no_ema"
+    for src in (straight, tmp_path):  # without an EMA item: the model's parameters, in either layout
+        shutil.copytree(src / "checkpoints" / "8", no_ema / src.name / "checkpoints" / "8")
+        shutil.rmtree(no_ema / src.name / "checkpoints" / "8" / "ema")
+        painter = sampling.load_painter(no_ema / src.name)
+        assert painter.params_from == "model"
+        got = by_path(nnx.to_pure_dict(painter.params))
+        assert got.keys() == new_model.keys() and all(np.array_equal(got[k], new_model[k]) for k in got)
+
+    shutil.rmtree(old / "8")
+    summary = train(config(), tmp_path)  # resumes from the legacy checkpoint 4, saves 8 in the new layout
+    assert summary.start_step == 4 and summary.step == 8
+    assert losses(tmp_path) == losses(straight)
+    assert items(old / "8") == ["config", "data_iter", "ema", "model", "optimizer"]
+    for x, y in zip(final_state(straight)[1], final_state(tmp_path)[1]):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous(straight, tmp_path, caplog):
     import shutil
 
     work = tmp_path / "run"
     shutil.copytree(straight, work)
-    for f in (work / "checkpoints" / "8" / "state").rglob("*"):
+    for f in (work / "checkpoints" / "8" / "model").rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
     with caplog.at_level("WARNING"):
@@ -192,10 +260,8 @@ def test_a_diverging_run_stops_at_the_first_non_finite_step_without_saving_it(tm
 
 
 def _saved_arrays(workdir, step):
-    """Model + optimizer state and EMA of checkpoint `step`, as flat lists of NumPy arrays."""
-    mngr = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints")
-    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), ema=ocp.args.StandardRestore()))
-    return [np.asarray(x) for x in jax.tree.leaves((out["state"], out["ema"]))]
+    """Model, optimizer state and EMA of checkpoint `step`, as a flat list of NumPy arrays."""
+    return [np.asarray(x) for x in jax.tree.leaves(saved(workdir, step, ("model", "optimizer", "ema"))[1])]
 
 
 def test_skip_nonfinite_skips_the_poisoned_steps_and_finishes(tmp_path):
@@ -217,10 +283,6 @@ def test_skip_nonfinite_skips_the_poisoned_steps_and_finishes(tmp_path):
 
     from paintproc_jax.models import create_model
 
-    def by_path(tree):
-        return {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
-
     init = by_path(nnx.to_pure_dict(nnx.state(create_model(c.model, seed=c.train.seed))))
-    mngr = ocp.CheckpointManager(pathlib.Path(tmp_path).resolve() / "checkpoints")
-    step1 = by_path(mngr.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]["0"])
+    step1 = by_path(saved(tmp_path, 1, ("model",))[1]["model"])
     assert init.keys() == step1.keys() and not all(np.array_equal(init[k], step1[k]) for k in init)
