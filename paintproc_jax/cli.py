@@ -1,4 +1,5 @@
-"""`paintproc` command line: paint (stroke engine, or a trained diffusion checkpoint), fit and render.
+"""`paintproc` command line: paint (stroke engine, or a trained diffusion checkpoint), fit, render, depth
+and demo (a local web page around `paint`).
 
 Every user-input problem ends in one line `paintproc: error: ...` and exit status 2 (never a
 traceback); outputs are staged and renamed into place, so an interrupted run leaves no
@@ -134,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_bounded("size"), required=True, help="longer side in pixels")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--softness", type=float, default=0.0, help="edge softness in pixels (0 = hard, the default)")
+
+    p = sub.add_parser("demo", help="a local web page (Gradio) that paints any image you drop on it; needs the demo extra")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default: %(default)s)")
+    p.add_argument("--checkpoint", metavar="DIR", help="also offer this diffusion model (any `paint --checkpoint` form) "
+                                                       "beside the stroke engine and the shipped model")
+    p.add_argument("--outputs", metavar="DIR", help="where each request's output folder goes "
+                                                    "(default: paintproc_demo in the system temp folder)")
+    p.add_argument("--keep-minutes", type=whole_number(1, 7 * 24 * 60), default=60,
+                   help="output folders older than this are deleted (default: %(default)s)")
     return parser
 
 
@@ -240,7 +251,9 @@ def _paint_engine(args) -> str:
     return engine
 
 
-def cmd_paint(args) -> int:
+def cmd_paint(args, progress=None) -> int:
+    """`paintproc paint`, also what `paintproc demo` runs per request. `progress(total, desc)`, when
+    given, makes the fit's `(step, loss)` callback instead of the terminal progress bar."""
     if _paint_engine(args) == "diffusion":
         return _paint_diffusion(args)
     from paintproc_jax.io import list_images, save_program, save_svg
@@ -258,8 +271,8 @@ def cmd_paint(args) -> int:
     single = not pathlib.Path(args.input).is_dir()
     for path, image, depth, source in loaded:
         t0 = time.perf_counter()
-        progress = _progress_bar(config.fit.steps, f"fit {path.name}", args.quiet)
-        frames, program, mse = paint(image, depth, args.frames, config, seed=args.seed, progress=progress)
+        update = (progress or functools.partial(_progress_bar, quiet=args.quiet))(config.fit.steps, f"fit {path.name}")
+        frames, program, mse = paint(image, depth, args.frames, config, seed=args.seed, progress=update)
         target = out_root if single else out_root / names[path]
         meta = {
             "source": str(path), "size": args.size, "seed": args.seed, "order": args.order, "medium": args.medium,
@@ -407,6 +420,18 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """`paintproc demo`: serves the web page until interrupted (paintproc_jax/demo.py)."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise PaintprocError('the demo needs Gradio: pip install -e ".[demo]"') from None
+    from paintproc_jax import demo
+
+    return demo.serve(host=args.host, port=args.port, checkpoint=args.checkpoint, outputs=args.outputs,
+                      keep_minutes=args.keep_minutes)
+
+
 def _summary(done: int, failed: list) -> int:
     if failed:
         print(f"paintproc: {done} image(s) done, {len(failed)} skipped (unreadable)", file=sys.stderr)
@@ -419,7 +444,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         _setup_jax()
-        return {"paint": cmd_paint, "fit": cmd_fit, "depth": cmd_depth, "render": cmd_render}[args.command](args)
+        return {"paint": cmd_paint, "fit": cmd_fit, "depth": cmd_depth, "render": cmd_render, "demo": cmd_demo}[args.command](args)
     except PaintprocError as err:
         print(f"paintproc: error: {err}", file=sys.stderr)
         return 2
