@@ -270,6 +270,15 @@ def test_a_page_result_is_what_paintproc_paint_makes(server, client, tmp_path):
         assert (page / "frames" / name).read_bytes() == (cli / "frames" / name).read_bytes(), name
 
 
+def test_the_shipped_diffusion_model_paints_from_the_page(server, client):
+    video, sheet, depth, stages, downloads, summary = paint_api(client, COFFEE, engine="bundled", frames=9).result(timeout=PAINT_S)
+    assert "diffusion bundled" in summary and "strokes" not in summary
+    assert sorted(pathlib.Path(d).name for d in downloads) == ["process.gif", "process.mp4"]  # no strokes to download
+    meta = json.loads((run_folder(summary, server) / "process" / "process.json").read_text())
+    assert (meta["engine"], meta["frames"], meta["width"], meta["height"]) == ("diffusion", 9, 64, 48)
+    assert len(stages) == 4 and pathlib.Path(video).name == "process.mp4"
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims width x height pixels and holds no pixel data (a decompression bomb's header)."""
 
