@@ -57,12 +57,29 @@ def straight(tmp_path_factory):
     return d
 
 
-def test_tiny_run_on_an_8_device_mesh_learns(tmp_path):
+def test_tiny_run_on_an_8_device_mesh_learns(tmp_path, monkeypatch):
+    """Also: step time counts training steps only. Each save costs 1000 s on the loop's clock (saves
+    at 4, 8, 10 with a metrics row every step), and compile happens before the first step."""
+    import time
+
+    from paintproc_jax.train import checkpoint, loop
+    from paintproc_jax.train.periodic import StepClock
+
+    offset, real_save = [0.0], checkpoint.save
+
+    def slow_save(*args):
+        offset[0] += 1000.0
+        return real_save(*args)
+
+    monkeypatch.setattr(checkpoint, "save", slow_save)
+    monkeypatch.setattr(loop, "StepClock", lambda: StepClock(now=lambda: time.perf_counter() + offset[0]))
     c = config(steps=10, data=4, fsdp=2, num_devices=8)
     c.train.optim.update(lr=3e-3, warmup_steps=2)
     summary = train(c, tmp_path)
-    assert summary.step == 10 and not summary.preempted
     rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert all(r["step_time_s"] < 100 for r in rows) and summary.seconds.get("checkpoint", 0) >= 3000, [r["step_time_s"] for r in rows]
+    assert rows[0]["step_time_s"] < summary.seconds["compile"] / 2, (rows[0], summary.seconds)
+    assert summary.step == 10 and not summary.preempted
     assert [r["step"] for r in rows] == list(range(1, 11))  # configs/tiny.py logs every step
     losses = np.array([r["loss"] for r in rows])
     assert losses[-3:].mean() < 0.85 * losses[:3].mean(), losses

@@ -252,3 +252,32 @@ def test_plot_run_draws_loss_buckets_learning_rate_and_sample_scores(tmp_path, c
     assert tool.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("plot_run: error:") and "metrics.jsonl" in err[0]
+
+
+def test_every_is_due_on_multiples_and_the_listed_steps():
+    from paintproc_jax.train.periodic import Every
+
+    assert [s for s in range(1, 11) if Every(4, (10,))(s)] == [4, 8, 10]
+    assert not any(Every()(s) for s in range(20)) and [s for s in range(9) if Every(also=(3,))(s)] == [3]
+
+
+def test_step_clock_counts_training_steps_only():
+    from paintproc_jax.train.periodic import StepClock
+
+    now = [0.0]
+    clock = StepClock(now=lambda: now[0])
+    with clock.section("compile"):  # before start(): not training
+        now[0] += 30
+    clock.start()
+    now[0] += 2  # two steps
+    with clock.part("data"):  # a part of a step: counted as training too
+        now[0] += 1
+    with clock.section("checkpoint", wait=jnp.ones(3)):
+        now[0] += 100
+    now[0] += 1
+    assert clock.take() == 4
+    with clock.section("sample"):
+        now[0] += 50
+    now[0] += 3
+    assert clock.take() == 3 and clock.take() == 0
+    assert clock.seconds() == {"compile": 30, "data": 1, "checkpoint": 100, "sample": 50, "train": 7}

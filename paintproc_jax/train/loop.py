@@ -6,6 +6,8 @@ Sets up (before any compile: config checks, mesh, data probe) → builds the sha
 optimizer and EMA → restores the latest checkpoint if there is one (bit-identical resume) → runs
 the jitted step, logging metrics every `train.log_every` steps, checkpointing every
 `train.ckpt_every`, sampling GIFs every `train.sample_every`; SIGTERM saves a checkpoint and stops.
+Periodic work is due by `periodic.Every`; `periodic.StepClock` times it, so step time and MFU
+count training steps only (the step is compiled ahead of time, outside them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import logging
 import os
 import pathlib
 import signal
-import time
 
 import jax
 import ml_collections
@@ -32,6 +33,7 @@ from paintproc_jax.train import checkpoint
 from paintproc_jax.train.config import validate
 from paintproc_jax.train.metrics import MetricsWriter, device_peak_flops, throughput
 from paintproc_jax.train.optim import learning_rate, make_optimizer
+from paintproc_jax.train.periodic import Every, StepClock
 from paintproc_jax.train.step import make_train_step
 
 log = logging.getLogger("paintproc.train")
@@ -41,13 +43,14 @@ ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 @dataclasses.dataclass
 class Summary:
     """What a run did: last step reached, where it started, whether it was pre-empted, last metrics,
-    and how many non-finite steps were skipped (`train.skip_nonfinite`)."""
+    how many non-finite steps were skipped (`train.skip_nonfinite`) and where the time went."""
 
     step: int
     start_step: int
     preempted: bool
     last_metrics: dict
     skipped_steps: int = 0
+    seconds: dict = dataclasses.field(default_factory=dict)  # StepClock totals: train, compile, checkpoint, ...
 
 
 class Diverged(PaintprocError):
@@ -207,46 +210,62 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
         # every process samples (the jitted sampler spans the mesh); only process 0 writes
         sampler = _Sampler(c, mesh, model_def, model_rest) if t.sample_every else None
         base_key = jax.random.key(t.seed)
-        acc, last, since, t0, last_saved = None, {}, 0, time.perf_counter(), start
+        log_due, ckpt_due, sample_due = Every(t.log_every, (total,)), Every(t.ckpt_every, (total,)), Every(t.sample_every)
+        profile_on = Every(also=(t.profile_start,) if t.profile_start >= 0 else ())
+        profile_off = Every(also=(t.profile_start + t.profile_steps,) if t.profile_start >= 0 else ())
+        acc, last, since, last_saved, dev = None, {}, 0, start, None
         step = start
         finite = _FiniteCheck(skip_nonfinite)
+        clock = StepClock()
         try:
             with _Stop() as stop:
+                if step < total:  # compile ahead of the first step, on its batch: not a training step
+                    with clock.section("compile"):
+                        dev = pipe.to_device(next(pipe))
+                        step_fn = step_fn.lower(state, ema, dev, jax.random.fold_in(base_key, step)).compile()
+                    log.info("train step compiled in %.1f s", clock.totals["compile"])
+                clock.start()
                 while step < total and not stop.requested:
-                    if t.profile_start >= 0 and step == t.profile_start:
+                    if profile_on(step):
                         jax.profiler.start_trace(str(workdir / "profile"))
-                    host = next(pipe)
-                    dev = pipe.to_device(host)
+                    if dev is None:
+                        with clock.part("data"):
+                            dev = pipe.to_device(next(pipe))
                     state, ema, m, ok = step_fn(state, ema, dev, jax.random.fold_in(base_key, step))
+                    dev = None
                     step += 1
                     finite.add(step, ok)
-                    if t.profile_start >= 0 and step == t.profile_start + t.profile_steps:
-                        jax.block_until_ready(state)
-                        jax.profiler.stop_trace()
+                    if profile_off(step):
+                        with clock.section("profile", wait=state):
+                            jax.profiler.stop_trace()
                     acc = m if acc is None else acc.merge(m)
                     since += 1
                     scalars = None
-                    if step % t.log_every == 0 or step == total:
-                        scalars = acc.compute()
-                        seconds = time.perf_counter() - t0
-                        scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
+                    if log_due(step):
+                        seconds = clock.take(wait=state)  # training steps only: compile, saves, samples are sections
+                        with clock.section("log"):
+                            scalars = acc.compute()
+                            scalars.update(throughput(since, seconds, batch, flops.train, peak * jax.device_count() if peak else None))
                         last = scalars
                         acc, since = None, 0
-                    if step % t.ckpt_every == 0 or step == total:
-                        finite.flush()  # never save a poisoned state
-                        _save(mngr, step, state, ema, pipe.iterator, c)
+                    if ckpt_due(step):
+                        with clock.section("checkpoint", wait=state):
+                            finite.flush()  # never save a poisoned state
+                            _save(mngr, step, state, ema, pipe.iterator, c)
                         last_saved = step
-                    if sampler is not None and step % t.sample_every == 0:
-                        videos, scores = sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step)
-                        writer.write_videos(step, videos)
+                    if sampler is not None and sample_due(step):
+                        with clock.section("sample", wait=state):
+                            videos, scores = sampler(ema if ema is not None else nnx.state(nnx.merge(graphdef, state)[0], nnx.Param), step)
+                            writer.write_videos(step, videos)
                         scalars = {**(scalars or {}), **scores}  # one metrics row per step
                     if scalars is not None:
-                        writer.write_scalars(step, scalars)
-                    if since == 0:  # throughput counts training steps only, not logging or sampling
-                        t0 = time.perf_counter()
+                        with clock.section("log"):
+                            writer.write_scalars(step, scalars)
                 finite.flush()  # the last steps, before any final save
                 if stop.requested and last_saved != step:
-                    _save(mngr, step, state, ema, pipe.iterator, c)
+                    with clock.section("checkpoint", wait=state):
+                        _save(mngr, step, state, ema, pipe.iterator, c)
+                log.info("time: %s", clock.summary())
             try:
                 mngr.wait_until_finished()
             except OSError as e:
@@ -259,7 +278,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
             mngr.close()
             writer.close()
             pipe.close()
-    return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last, skipped_steps=finite.skipped)
+    return Summary(step=step, start_step=start, preempted=stop.requested, last_metrics=last, skipped_steps=finite.skipped,
+                   seconds=clock.seconds())
 
 
 def _save(mngr, step, state, ema, iterator, c) -> None:
