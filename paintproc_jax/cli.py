@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import pathlib
 import sys
 import time
@@ -20,6 +19,7 @@ from collections import defaultdict
 import numpy as np
 
 from paintproc_jax.errors import PaintprocError
+from paintproc_jax.jax_cache import setup_jax
 from paintproc_jax.program import MEDIA
 from paintproc_jax.strokes.plan import ORDER_POLICIES, PlanConfig
 
@@ -151,13 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 
 
-def _setup_jax():
-    """Persistent compilation cache: the second run of a command skips most compile time."""
-    import jax
-
-    cache = pathlib.Path(os.environ.get("PAINTPROC_CACHE", pathlib.Path.home() / ".cache" / "paintproc_jax")) / "jax"
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+_setup_jax = setup_jax  # the old name (paintproc_jax/demo.py calls it)
 
 
 def _engine_config(args):
@@ -234,7 +228,7 @@ def _stems(paths: list[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, 
     """Output names per image: the stem, or (when stems collide) the relative path with its
     extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output (one rule for
     both engines and tools/sample.py)."""
-    from paintproc_jax.sampling import output_names
+    from paintproc_jax.io.images import output_names
 
     return output_names(paths, root)
 
@@ -443,7 +437,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _setup_jax()
+        setup_jax()
         return {"paint": cmd_paint, "fit": cmd_fit, "depth": cmd_depth, "render": cmd_render, "demo": cmd_demo}[args.command](args)
     except PaintprocError as err:
         print(f"paintproc: error: {err}", file=sys.stderr)

@@ -86,10 +86,10 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     from paintproc_jax import sampling
-    from paintproc_jax.cli import _setup_jax
+    from paintproc_jax.jax_cache import setup_jax
     from paintproc_jax.io.process_dir import PROCESS_JSON
 
-    _setup_jax()
+    setup_jax()
     t_load = time.perf_counter()
     painter = sampling.load_painter(args.checkpoint, args.step)
     guidance = {k: getattr(args, f"guidance_{k}") for k in ("ref", "depth", "medium")}

@@ -19,7 +19,7 @@ from paintproc_jax.data.config import PHOTO, frame_split
 from paintproc_jax.data.records import decode_record
 from paintproc_jax.depth import estimate_depth, get_estimator, load_depth_file, normalize_depth
 from paintproc_jax.errors import PaintprocError, one_line
-from paintproc_jax.io.images import _to_rgb_float, to_uint8
+from paintproc_jax.io.images import to_rgb_float, to_uint8
 from paintproc_jax.program import MEDIA, MEDIUM_ID, P, StrokeProgram
 from paintproc_jax.strokes import plan as plan_lib
 from paintproc_jax.strokes.schedule import frame_schedule
@@ -56,7 +56,7 @@ def batch_order(c: ml_collections.ConfigDict, batch_index: int) -> int:
 # -- decoding and augmentation ---------------------------------------------------------------------
 
 
-def _open_rgb(data: bytes, need_side: float) -> Image.Image:
+def open_rgb(data: bytes, need_side: float) -> Image.Image:
     """Encoded bytes -> RGB Pillow image, JPEGs decoded at the smallest DCT scale that keeps
     `need_side` pixels on the shorter side."""
     im = Image.open(io.BytesIO(data))
@@ -67,7 +67,7 @@ def _open_rgb(data: bytes, need_side: float) -> Image.Image:
     im.load()
     im = ImageOps.exif_transpose(im)
     if im.mode not in _MODES_AS_IS:
-        return Image.fromarray(to_uint8(_to_rgb_float(im)))  # alpha over white, 16-bit, palette ...
+        return Image.fromarray(to_uint8(to_rgb_float(im)))  # alpha over white, 16-bit, palette ...
     return im.convert("RGB") if im.mode != "RGB" else im
 
 
@@ -164,7 +164,7 @@ class ExampleMaker:
     def _example(self, item: dict, rng: np.random.Generator, order: int) -> dict:
         c = self.c
         if "record" in item:
-            return self._from_record(item, rng)
+            return self.from_record(item, rng)
         image, depth = self.load(item, rng)
         medium, ref_medium = self._media(rng)
         order_name = c.orders[order]
@@ -183,10 +183,10 @@ class ExampleMaker:
             raise BadItem(item["error"])
         try:
             if "bytes" in item:
-                im = _open_rgb(item["bytes"], c.size / scale)
+                im = open_rgb(item["bytes"], c.size / scale)
             else:
                 arr = np.asarray(item["image"])
-                im = Image.fromarray(arr if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] == 3 else to_uint8(_to_rgb_float(Image.fromarray(arr.squeeze()))))
+                im = Image.fromarray(arr if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] == 3 else to_uint8(to_rgb_float(Image.fromarray(arr.squeeze()))))
             w, h = im.size
             box = _crop_box(w, h, scale, rng)
             image = _resize_box(im, c.size, box)
@@ -246,7 +246,7 @@ class ExampleMaker:
                 return medium, int(others[int(rng.integers(len(others)))])
         return medium, own
 
-    def _from_record(self, item: dict, rng: np.random.Generator) -> dict:
+    def from_record(self, item: dict, rng: np.random.Generator) -> dict:
         """A program-dataset record: resized to the clip size, flipped, new media and schedule."""
         c = self.c
         try:

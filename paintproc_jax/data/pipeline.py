@@ -98,7 +98,7 @@ class DataPipeline:
             item = self.source[index]
             try:
                 if "record" in item:
-                    self.maker._from_record(item, np.random.default_rng(index))
+                    self.maker.from_record(item, np.random.default_rng(index))
                 else:
                     self.maker.load(item, np.random.default_rng(index))
                 usable += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections import defaultdict
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -39,7 +40,7 @@ def output_size(height: int, width: int, size: int) -> tuple[int, int]:
     return pixel_size(canvas_hw_for(height, width), size)
 
 
-def _to_rgb_float(img: Image.Image) -> np.ndarray:
+def to_rgb_float(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> [H, W, 3] float32 in [0, 1]; alpha is composited over white."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         gray = np.asarray(img).astype(np.float32)  # [H, W]
@@ -78,6 +79,27 @@ def resize_image(img: np.ndarray, hw, resample=Image.Resampling.LANCZOS) -> np.n
     return out[..., 0] if img.ndim == 2 else out
 
 
+def resize_unit(x: np.ndarray, hw, resample=Image.Resampling.BILINEAR) -> np.ndarray:
+    """`resize_image` of an image or map in [0, 1], clipped back to [0, 1] (bilinear by default)."""
+    return np.clip(resize_image(np.asarray(x, np.float32), hw, resample), 0.0, 1.0)
+
+
+def output_names(paths, root: pathlib.Path) -> dict[pathlib.Path, str]:
+    """Output names per image: the stem, or (when stems collide) the relative path with its
+    extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output."""
+    counts = defaultdict(int)
+    for p in paths:
+        counts[p.stem] += 1
+    out = {}
+    for p in paths:
+        if counts[p.stem] == 1 or not root.is_dir():
+            out[p] = p.stem
+        else:
+            rel = p.relative_to(root)
+            out[p] = str(rel.with_suffix("")).replace(os.sep, "__") + "_" + rel.suffix.lstrip(".").lower()
+    return out
+
+
 def load_image(path, size: int | None = None) -> np.ndarray:
     """Reads any Pillow-readable image as [H, W, 3] float32 in [0, 1].
 
@@ -100,7 +122,7 @@ def load_image(path, size: int | None = None) -> np.ndarray:
                 th, tw = output_size(height, width, size)
                 img.draft("RGB" if img.mode == "RGB" else None, (tw, th))  # decode at 1/2..1/8 scale
             img.load()
-            rgb = _to_rgb_float(ImageOps.exif_transpose(img))  # [H, W, 3]
+            rgb = to_rgb_float(ImageOps.exif_transpose(img))  # [H, W, 3]
     except PaintprocError:
         raise
     except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError) as e:

@@ -29,7 +29,7 @@ from flax import nnx
 from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.converted import is_converted, read_converted, read_json, save_converted  # noqa: F401 (API)
 from paintproc_jax.models.dinov2 import IMAGENET_MEAN, IMAGENET_STD, Dinov2, Dinov2Config, dinov2_params_from_torch
-from paintproc_jax.models.dinov2 import _normalise_keys as _normalise_dinov2_keys
+from paintproc_jax.models.dinov2 import normalise_keys as _normalise_dinov2_keys
 from paintproc_jax.models.dinov2 import config_from_hf as dinov2_config_from_hf
 from paintproc_jax.models.vit import build_module, read_checkpoint
 

@@ -135,7 +135,7 @@ _RENAMES = [  # Hub (transformers 4.x) names -> transformers 5.x names
 ]
 
 
-def _normalise_keys(sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def normalise_keys(sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for key, value in sd.items():
         for prefix in ("dinov2.", "backbone.", "model."):
@@ -158,7 +158,7 @@ def _ignored(key: str) -> bool:
 
 def dinov2_params_from_torch(state_dict: Mapping[str, np.ndarray], config: Dinov2Config) -> dict:
     """Pure dict of `Dinov2(config)` parameters from a PyTorch DINOv2 state dict (Hub or transformers 5 names)."""
-    sd = _normalise_keys({k: np.asarray(v, np.float32) for k, v in state_dict.items()})
+    sd = normalise_keys({k: np.asarray(v, np.float32) for k, v in state_dict.items()})
     mlp = ("gate_proj", "up_proj", "down_proj") if config.use_swiglu_ffn else ("fc1", "fc2")
     expected = {"embeddings.cls_token", "embeddings.position_embeddings", "embeddings.patch_embeddings.projection.weight",
                 "embeddings.patch_embeddings.projection.bias", "layernorm.weight", "layernorm.bias"}

@@ -1,41 +1,12 @@
-"""Offline sampling from trained checkpoints: image (+ depth) -> painting-process video.
-
-    painter = load_painter("runs/tiny")                  # a training WORKDIR (latest step, EMA params)
-    inp = painter.prepare(image, depth)                  # image [H, W, 3] in [0, 1], depth [H, W] (1 = near)
-    [frames] = painter.paint_prepared([inp], [image_key(0, "photo")])   # [1 + F, h, w, 3] in [0, 1]
-
-Shared by `tools/sample.py` (datasets/folders, batched, resumable) and `paintproc paint --checkpoint`.
-
-- Checkpoints: a training WORKDIR, its `checkpoints/` folder or one step folder `checkpoints/<step>`.
-  The resolved config saved with the checkpoint rebuilds the model; the EMA parameters are
-  restored when the checkpoint has them, else the model's (`train/checkpoint.py` owns the format
-  and reads both layouts; the optimizer state is never read). An exported model folder (`models/weights.py`: bf16 safetensors + config.json)
-  or "bundled" (the one shipped in the package) loads without orbax.
-- Fit ("stretch"): the model works on square `data.size` images. An image is resized (stretched)
-  to that square for the model, and the generated frames are resized back to the image's aspect
-  ratio with the longer side `data.size` (or `out_size`). The whole image is painted (nothing is
-  cropped) at the cost of a temporary anisotropic stretch, and the output lines up pixel for pixel
-  with the source image resized to the same size. The last frame (the finished image) is the
-  source image resized directly, not the stretched reference stretched back.
-- Determinism: each image has its own key, `image_key(seed, name) = fold_in(key(seed), crc32(name))`,
-  and the sampler draws row b's noise from its key alone, so an image's process does not depend
-  on what else is in the batch, the batch size, the padding or the order (on one set of devices;
-  a different number of devices or batch shape can change the last bits of floating point).
-- Devices: a 1-D data mesh over all `jax.devices()`; parameters replicated, the batch split over
-  devices and padded to a multiple of the device count. One compile per (padded batch size,
-  sampler, steps, guidance, frames).
-"""
+"""The painter: a trained model (a training checkpoint, an exported model or the shipped one) that
+turns prepared images into painting-process videos (see `paintproc_jax.sampling`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import pathlib
-import re
 import zlib
-from collections import defaultdict
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -46,20 +17,14 @@ from PIL import Image
 
 from paintproc_jax import parallel
 from paintproc_jax.errors import PaintprocError, one_line
+from paintproc_jax.io.images import resize_unit
 from paintproc_jax.program import MEDIA, MEDIUM_ID
 from paintproc_jax.train import checkpoint as checkpoint_format
-from paintproc_jax.train.checkpoint import resolve as resolve_checkpoint  # noqa: F401 - public (demo.py, tests)
-
-log = logging.getLogger(__name__)
 
 FIT = "stretch"
-DEPTH_MODES = ("auto", "sidecar", "estimator")
 SAMPLER_NAMES = ("euler", "heun", "ddim")  # = diffusion.samplers.SAMPLERS (checked in `Painter.settings`)
 MAX_STEPS = 10_000
 BUNDLED = "bundled"  # `--checkpoint bundled`: the model shipped in the package (models/weights.py)
-
-
-# -- checkpoints ---------------------------------------------------------------------------------------
 
 
 def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painter:
@@ -115,9 +80,6 @@ def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painte
                    checkpoint=name, step=step, params_from=which)
 
 
-# -- inputs ------------------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """One image ready for the model: ref [S, S, 3] in [-1, 1], depth [S, S] in [0, 1], layers
@@ -133,12 +95,6 @@ class Prepared:
 def image_key(seed: int, name: str):
     """The PRNG key of one image: fold_in(key(seed), crc32(name)), independent of batching and order."""
     return jax.random.fold_in(jax.random.key(int(seed)), np.uint32(zlib.crc32(str(name).encode("utf-8"))))
-
-
-def _resize(x: np.ndarray, hw, resample=Image.Resampling.BILINEAR) -> np.ndarray:
-    from paintproc_jax.io.images import resize_image
-
-    return np.clip(resize_image(np.asarray(x, np.float32), hw, resample), 0.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -231,14 +187,14 @@ class Painter:
         hw = self.output_hw(*image.shape[:2])
         image = np.clip(image, 0.0, 1.0)
         depth = np.clip(depth, 0.0, 1.0)
-        ref = _resize(image, (s, s), Image.Resampling.LANCZOS)
-        depth_sq = _resize(depth, (s, s))
+        ref = resize_unit(image, (s, s), Image.Resampling.LANCZOS)
+        depth_sq = resize_unit(depth, (s, s))
         return Prepared(
             ref=2.0 * ref - 1.0,
             depth=depth_sq,
             layers=depth_layers(depth_sq, int(self.config.data.layers)).astype(np.int32),
-            image=_resize(image, hw, Image.Resampling.LANCZOS),
-            depth_out=_resize(depth, hw),
+            image=resize_unit(image, hw, Image.Resampling.LANCZOS),
+            depth_out=resize_unit(depth, hw),
         )
 
     def _runner(self, sampler: str, steps: int, guidance: dict, frames: int):
@@ -300,8 +256,8 @@ class Painter:
         videos = []
         for p, clip in zip(prepared, square):
             hw = p.image.shape[:2] if out_size is None else self.output_hw(*p.image.shape[:2], out_size)
-            frames = np.stack([_resize(f, hw, Image.Resampling.LANCZOS) for f in clip[:-1]])
-            final = p.image if tuple(hw) == p.image.shape[:2] else _resize(p.image, hw, Image.Resampling.LANCZOS)
+            frames = np.stack([resize_unit(f, hw, Image.Resampling.LANCZOS) for f in clip[:-1]])
+            final = p.image if tuple(hw) == p.image.shape[:2] else resize_unit(p.image, hw, Image.Resampling.LANCZOS)
             videos.append(np.concatenate([frames, final[None]]).astype(np.float32))
         return videos
 
@@ -322,213 +278,3 @@ class Painter:
             "final_frame": "reference",  # the last frame is the input (the model's own last frame is the one before)
             "config": self.config.get("model_size", None),
         }
-
-
-# -- reading images ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One image to paint: `name` (output folder, and the key), `source` (for messages/metadata),
-    and `read()` -> its data-source item {"key", "path" | "bytes" | "image", optional "depth_path"/"depth"}
-    (read when painted, not kept)."""
-
-    name: str
-    source: str
-    read: Callable[[], dict]
-
-
-def output_names(paths: Sequence[pathlib.Path], root: pathlib.Path) -> dict[pathlib.Path, str]:
-    """Output names per image: the stem, or (when stems collide) the relative path with its
-    extension, e.g. `a/pic.png` -> `a__pic_png`, so no two images share an output."""
-    import os
-
-    counts = defaultdict(int)
-    for p in paths:
-        counts[p.stem] += 1
-    out = {}
-    for p in paths:
-        if counts[p.stem] == 1 or not root.is_dir():
-            out[p] = p.stem
-        else:
-            rel = p.relative_to(root)
-            out[p] = str(rel.with_suffix("")).replace(os.sep, "__") + "_" + rel.suffix.lstrip(".").lower()
-    return out
-
-
-def jobs_from_source(spec: str, *, tfds_data_dir: str = "") -> list[Job]:
-    """`FOLDER` / `folder:FOLDER` (images found recursively, sorted; depth sidecars) or
-    `tfds:NAME/SPLIT` -> jobs, read through `paintproc_jax.data.sources` (items are read lazily)."""
-    from paintproc_jax.data.sources import FolderSource, open_source
-
-    source = open_source(spec, tfds_data_dir=tfds_data_dir)
-    if isinstance(source, FolderSource):
-        paths = [pathlib.Path(p) for p in source.paths]
-        names = output_names(paths, source.root)
-        return [Job(names[p], str(p), functools.partial(source.__getitem__, i)) for i, p in enumerate(paths)]
-    if spec.startswith("programs:"):
-        raise PaintprocError(f"{spec}: sampling needs images (a folder or tfds:NAME/SPLIT), not a program dataset")
-    return [Job(f"{i:06d}", f"{spec}[{i}]", functools.partial(source.__getitem__, i)) for i in range(len(source))]
-
-
-def jobs_from_paths(paths: Sequence[pathlib.Path], root: pathlib.Path, depth_file=None) -> list[Job]:
-    """Image files -> jobs (names as `output_names`); `depth_file` is the depth of a single image."""
-    from paintproc_jax.depth.files import sidecar_depth_path
-
-    names = output_names(list(paths), root)
-    jobs = []
-    for p in paths:
-        item = {"key": str(p), "path": str(p)}
-        d = depth_file or sidecar_depth_path(p)
-        if d is not None:
-            item["depth_path"] = str(d)
-        jobs.append(Job(names[p], str(p), functools.partial(dict, item)))
-    return jobs
-
-
-class InputLoader:
-    """Job -> (image [H, W, 3] in [0, 1], depth [H, W], depth source). Depth: "auto" = the item's
-    depth / sidecar file when there is one, else the estimator of the checkpoint's data config;
-    "sidecar" = the file or an error; "estimator" = always the estimator. Images are decoded at no
-    more than `max_side` pixels (a JPEG at a reduced DCT scale)."""
-
-    def __init__(self, config: ml_collections.ConfigDict, depth: str = "auto", *, far_is_high: bool = False,
-                 depth_model: str | None = None):
-        if depth not in DEPTH_MODES:
-            raise PaintprocError(f"unknown depth mode {depth!r}; choose one of {', '.join(DEPTH_MODES)}")
-        self.depth, self.far_is_high = depth, far_is_high
-        self.size = int(config.data.size)
-        self.max_side = 4 * self.size
-        self._name = str(config.data.get("depth_estimator", "builtin"))
-        self._kwargs = {"work_size": int(config.data.get("depth_work_size", 64))} if self._name == "builtin" else {}
-        if self._name != "builtin" and config.data.get("depth_model"):
-            self._kwargs = {"model_dir": str(config.data.depth_model)}
-        if depth_model:  # a learned estimator given for this run (`--depth-model`) wins over the checkpoint's
-            self._name, self._kwargs = "depth-anything", {"model_dir": str(depth_model)}
-        self._estimator = None
-
-    def estimator(self):
-        if self._estimator is None:
-            from paintproc_jax.depth import get_estimator
-
-            self._estimator = get_estimator(self._name, **self._kwargs)
-        return self._estimator
-
-    def image(self, item: dict) -> np.ndarray:
-        from paintproc_jax.io.images import _to_rgb_float, load_image
-
-        if "path" in item:  # a file: load_image's checks and messages; decoded at <= max_side
-            size = None
-            try:
-                with Image.open(item["path"]) as im:
-                    size = self.max_side if max(im.size) > self.max_side else None
-            except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError):
-                pass  # load_image reports it
-            return load_image(item["path"], size)
-        if "error" in item:
-            raise PaintprocError(item["error"])
-        try:
-            if "bytes" in item:
-                from paintproc_jax.data.examples import _open_rgb
-
-                im = _open_rgb(item["bytes"], self.size)
-                rgb = np.asarray(im, np.float32) / 255.0
-            else:
-                arr = np.asarray(item["image"])
-                if arr.ndim == 3 and arr.shape[-1] == 1:
-                    arr = arr[..., 0]
-                rgb = _to_rgb_float(Image.fromarray(arr)) if arr.dtype != np.uint8 or arr.ndim != 3 else arr.astype(np.float32) / 255.0
-        except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError) as e:
-            msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", one_line(e))
-            raise PaintprocError(f"cannot decode the image ({msg})") from None
-        if rgb.ndim != 3 or rgb.shape[-1] != 3:
-            raise PaintprocError(f"expected an RGB image, got shape {rgb.shape}")
-        if max(rgb.shape[:2]) > self.max_side:
-            from paintproc_jax.io.images import output_size
-
-            rgb = _resize(rgb, output_size(*rgb.shape[:2], self.max_side), Image.Resampling.LANCZOS)
-        return rgb
-
-    def __call__(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
-        from paintproc_jax.depth import estimate_depth, normalize_depth
-
-        item = job.read()
-        image = self.image(item)
-        if self.depth != "estimator":
-            if "depth_path" in item:
-                return image, estimate_depth(image, item["depth_path"], far_is_high=self.far_is_high), str(item["depth_path"])
-            if item.get("depth") is not None:
-                d = np.asarray(item["depth"], np.float32).squeeze()
-                if d.ndim != 2 or not np.all(np.isfinite(d)):
-                    raise PaintprocError(f"the depth feature must be a finite [H, W] map, got shape {d.shape}")
-                return image, _resize(normalize_depth(d), image.shape[:2]), "dataset depth feature"
-            if self.depth == "sidecar":
-                raise PaintprocError("no depth sidecar (<stem>.depth.npy/png beside the image); use --depth auto to fall back to the estimator")
-        return image, estimate_depth(image, estimator=self.estimator()), f"{self._name} estimator"
-
-
-# -- batches -----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Result:
-    job: Job
-    frames: np.ndarray  # [T, h, w, 3] in [0, 1]
-    prepared: Prepared
-    depth_source: str
-    meta: dict
-    seconds: float  # this image's share of its batch's wall time
-
-
-def paint_jobs(
-    painter: Painter,
-    jobs: Iterable[Job],
-    *,
-    seed: int,
-    batch_size: int,
-    loader: InputLoader,
-    settings: dict,
-    out_size: int | None = None,
-    on_error: Callable[[Job, PaintprocError], None] | None = None,
-):
-    """Loads, prepares and paints `jobs` in batches of `batch_size`; yields one list of `Result` per
-    batch. An unreadable image calls `on_error(job, error)` (default: raise) and is left out."""
-    import time
-
-    batch_size = max(1, int(batch_size))
-    jobs = list(jobs)
-    for start in range(0, len(jobs), batch_size):
-        t0 = time.perf_counter()
-        chunk, prepared, sources = [], [], []
-        for job in jobs[start : start + batch_size]:
-            try:
-                image, depth, depth_source = loader(job)
-                p = painter.prepare(image, depth)
-            except PaintprocError as e:
-                if on_error is None:
-                    raise
-                on_error(job, e)
-                continue
-            chunk.append(job)
-            prepared.append(p)
-            sources.append(depth_source)
-        if not chunk:
-            continue
-        keys = [image_key(seed, j.name) for j in chunk]
-        videos = painter.paint_prepared(prepared, keys, out_size=out_size, **settings)
-        seconds = (time.perf_counter() - t0) / len(chunk)
-        base = painter.meta(painter.settings(**settings))
-        yield [
-            Result(job, v, p, src, {**base, "seed": int(seed), "source": job.source, "name": job.name, "depth": src}, seconds)
-            for job, v, p, src in zip(chunk, videos, prepared, sources)
-        ]
-
-
-def write_result(target, result: Result, *, fps: float = 12.0, mp4: bool = True) -> list[str]:
-    """The process folder of one result (`write_process_dir`: GIF, MP4, frames, contact sheet, depth, process.json)."""
-    from paintproc_jax.io.process_dir import write_process_dir
-
-    depth = result.prepared.depth_out
-    if depth.shape != result.frames.shape[1:3]:
-        depth = _resize(depth, result.frames.shape[1:3])
-    return write_process_dir(target, result.frames, result.meta, depth=depth, fps=fps, mp4=mp4)
