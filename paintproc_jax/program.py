@@ -122,23 +122,6 @@ def make_program(
     )
 
 
-def to_numpy(program: StrokeProgram) -> StrokeProgram:
-    """Copies every leaf to host NumPy (e.g. after a jitted fit)."""
-    return StrokeProgram(*(np.asarray(x) for x in program))
-
-
-def select(program: StrokeProgram, index) -> StrokeProgram:
-    """Reorders / subsets strokes with an index array; frame_ends are reset to one frame."""
-    index = np.asarray(index)
-    return program._replace(
-        params=program.params[index],
-        layer=program.layer[index],
-        level=program.level[index],
-        valid=program.valid[index],
-        frame_ends=np.array([len(index)], np.int32),
-    )
-
-
 def stack(programs: list[StrokeProgram]) -> StrokeProgram:
     """Stacks programs of equal shapes into one with a leading batch axis."""
     return StrokeProgram(*(np.stack(leaves) for leaves in zip(*programs)))

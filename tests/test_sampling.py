@@ -179,6 +179,7 @@ def test_paint_with_a_checkpoint_writes_a_process_folder(workdir, tmp_path):
     assert {p.name for p in out.iterdir()} == {"process.gif", "frames", "contact_sheet.png", "depth.png", "process.json"}
     meta = json.loads((out / "process.json").read_text())
     assert meta["engine"] == "diffusion" and meta["frames"] == 6 and (meta["height"], meta["width"]) == (24, 32)
+    assert meta["model_px"] == 32 and meta["model_size"] == "tiny"  # pixels vs the DiT size (config.model_size)
     assert "coffee.jpg -> " in stdout
 
 
@@ -325,3 +326,11 @@ def test_a_relative_checkpoint_path_loads(workdir, monkeypatch):
     for rel in (pathlib.Path(workdir.name), pathlib.Path(workdir.name) / "checkpoints" / "2"):
         p = sampling.load_painter(rel)
         assert (p.step, p.params_from) == (2, "ema") and pathlib.Path(p.checkpoint).is_absolute()
+
+
+def test_sample_tool_takes_the_paintproc_flag_spellings_and_the_old_ones(sample_tool):
+    parse = sample_tool.build_parser().parse_args
+    base = ["--checkpoint", "c", "--images", "i", "--out", "o"]
+    for depth, tfds in (("--depth-model", "--tfds-data-dir"), ("--depth_model", "--tfds_data_dir")):
+        args = parse(base + [depth, "D", tfds, "T"])
+        assert (args.depth_model, args.tfds_data_dir) == ("D", "T")

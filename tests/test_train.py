@@ -211,11 +211,28 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(straight, tmp_pa
     ids=["batch-vs-mesh", "heads-vs-tensor", "frames-vs-model", "frames-longer-than-model", "grad-accum", "schedule"],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, change, match):
+    from paintproc_jax.errors import PaintprocError
+
     c = config()
     change(c)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         train(c, tmp_path)
+    assert isinstance(info.value, PaintprocError)  # tools/train.py: one line, exit 2
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_bug_after_the_checks_is_not_reported_as_bad_input(tmp_path, monkeypatch):
+    """tools/train.py prints one line for PaintprocError only; a ValueError from a bug keeps its traceback."""
+    from paintproc_jax.errors import PaintprocError
+    from paintproc_jax.train import loop
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in the model code")
+
+    monkeypatch.setattr(loop, "create_model", broken)
+    with pytest.raises(ValueError, match="a bug") as info:
+        train(config(), tmp_path)
+    assert not isinstance(info.value, PaintprocError)
 
 
 def test_cli_unknown_config_key_and_missing_source(tmp_path):

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Sample painting processes from a trained checkpoint.")
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="training workdir, its checkpoints/ folder, a step folder, an exported model folder, or 'bundled' (the shipped model)")
     p.add_argument("--images", required=True, metavar="FOLDER|tfds:NAME/SPLIT", help="images to paint (a folder is searched recursively)")
-    p.add_argument("--tfds_data_dir", "--tfds-data-dir", dest="tfds_data_dir", default="", metavar="DIR",
+    p.add_argument("--tfds-data-dir", "--tfds_data_dir", dest="tfds_data_dir", default="", metavar="DIR",
                    help="TFDS data dir for tfds: sources (default: TFDS's own, e.g. $TFDS_DATA_DIR)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: OUT/<name>/ per image and OUT/index.json")
     p.add_argument("--step", type=nonneg, help="checkpoint step (default: the latest)")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"classifier-free guidance scale of the {name} condition (default: the checkpoint's sample.guidance.{name})")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=positive, default=8,
                    help="images per sampling call; padded to a multiple of the device count (default: %(default)s)")
-    p.add_argument("--depth_model", metavar="DIR",
+    p.add_argument("--depth-model", "--depth_model", dest="depth_model", metavar="DIR",
                    help="Depth Anything checkpoint folder (tools/convert_weights.py output or a transformers folder) "
                         "used instead of the checkpoint's depth estimator")
     p.add_argument("--depth", choices=DEPTH_MODES, default="auto",

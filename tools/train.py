@@ -38,7 +38,7 @@ def main(argv):
     except Diverged as e:  # the run trained and went bad: not a usage error
         print(f"train: error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, PaintprocError) as e:
+    except PaintprocError as e:  # bad input (config checks, data probe): one line; anything else is a bug: traceback
         print(f"train: error: {e}", file=sys.stderr)
         return 2
     what = "pre-empted (checkpoint saved)" if summary.preempted else "done"

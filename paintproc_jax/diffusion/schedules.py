@@ -106,12 +106,6 @@ def velocity(pred, x_t, t, objective: str):
     return pred if objective == "flow" else (0.5 * jnp.pi) * pred
 
 
-def snr(t, objective: str):
-    """Signal-to-noise ratio a²/s² (inf at t = 0)."""
-    a, s = alpha_sigma(t, objective)
-    return jnp.square(a) / jnp.square(s)
-
-
 def shift_time(t, shift: float = 1.0):
     """SD3-style shift t' = shift·t / (1 + (shift − 1)·t): shift > 1 spends more time at high noise."""
     check_shift(shift)

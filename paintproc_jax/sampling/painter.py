@@ -274,7 +274,7 @@ class Painter:
         return {
             "engine": "diffusion", "checkpoint": self.checkpoint, "step": self.step, "params": self.params_from,
             "medium": settings["medium"], "sampler": settings["sampler"], "steps": settings["steps"],
-            "guidance": settings["guidance"], "fit": FIT, "model_size": self.size,
+            "guidance": settings["guidance"], "fit": FIT, "model_px": self.size,  # the model's square image side
             "final_frame": "reference",  # the last frame is the input (the model's own last frame is the one before)
-            "config": self.config.get("model_size", None),
+            "model_size": self.config.get("model_size", None),  # the DiT size, as config.model_size
         }

@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from paintproc_jax import parallel
-from paintproc_jax.errors import PaintprocError
+from paintproc_jax.errors import ConfigError, PaintprocError
 from paintproc_jax.models import create_model
 from paintproc_jax.models.flops import count_flops
 from paintproc_jax.models.sharding import param_shardings
@@ -154,14 +154,19 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summ
     c = config
     t = c.train
     maybe_initialize_distributed()
-    mesh = mesh_from_config(c)
-    validate(c, mesh)  # every check that needs no compile
-    workdir = pathlib.Path(workdir)
-    main = jax.process_index() == 0
-    if main:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(json.dumps(c.to_dict(), indent=1, default=str))
-    pipe = make_pipeline(c.data, mesh)  # probes the data: bad input fails here
+    try:  # the checks before any compile: their ValueErrors are bad input (one line), later ones bugs
+        mesh = mesh_from_config(c)
+        validate(c, mesh)  # every check that needs no compile
+        workdir = pathlib.Path(workdir)
+        main = jax.process_index() == 0
+        if main:
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "config.json").write_text(json.dumps(c.to_dict(), indent=1, default=str))
+        pipe = make_pipeline(c.data, mesh)  # probes the data: bad input fails here
+    except ValueError as e:
+        if isinstance(e, PaintprocError):
+            raise
+        raise ConfigError(str(e)) from e
 
     with jax.set_mesh(mesh):
         model = create_model(c.model, mesh, seed=t.seed)
