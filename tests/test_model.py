@@ -52,6 +52,19 @@ def perturb(model, scale=0.05, seed=1, skip=("gate",)):
     return model
 
 
+def open_gates(model, value=0.5):
+    """Depth gates at `value` (tanh 0.46): the depth-fusion path is part of the output."""
+    for gate in [v for path, v in nnx.iter_graph(model) if path and path[-1] == "gate" and isinstance(v, nnx.Param)]:
+        gate[...] = jnp.full_like(gate[...], value)
+    return model
+
+
+def depth_matters(model, x, t, cond):
+    """The output moves when depth is dropped (so an equality test also compares the depth path)."""
+    no_depth = {k: v for k, v in cond.items() if k not in ("depth", "layers")}
+    return float(jnp.abs(apply(model, x, t, cond) - apply(model, x, t, no_depth)).max()) > 1e-3
+
+
 def padded(spec, ndim):
     return tuple(spec) + (None,) * (ndim - len(spec))
 
@@ -80,8 +93,8 @@ def test_output_shape_per_attention_mode(kw):
 
 
 def test_scan_and_loop_models_agree():
-    """scan_layers stacks the same blocks: identical parameters give the same output."""
-    loop = perturb(create_model(tiny()))
+    """scan_layers stacks the same blocks: identical parameters give the same output (depth gates open)."""
+    loop = open_gates(perturb(create_model(tiny())))
     scan = create_model(tiny(scan_layers=True))
     state = nnx.state(loop, nnx.Param)
     blocks = jax.tree.map(lambda *xs: jnp.stack(xs), *[state["blocks"][i] for i in range(2)])
@@ -93,6 +106,7 @@ def test_scan_and_loop_models_agree():
     new["blocks"] = blocks
     nnx.update(scan, new)
     x, t, cond = inputs()
+    assert depth_matters(loop, x, t, cond) and depth_matters(scan, x, t, cond)
     np.testing.assert_allclose(apply(loop, x, t, cond), apply(scan, x, t, cond), atol=1e-5)
 
 
@@ -189,7 +203,7 @@ def test_sharding_specs_and_sharded_forward(scan, axes):
     nnx_cfg = tiny(scan_layers=scan)
     mesh = parallel.make_mesh(axes)
     with jax.set_mesh(mesh):  # creating the model inside the mesh context works too
-        sharded = perturb(create_model(nnx_cfg, mesh))
+        sharded = open_gates(perturb(create_model(nnx_cfg, mesh)))  # the depth path is compared too
     specs = param_specs(sharded, nnx_cfg.rules)
     # every parameter is laid out as its logical names say under the rules
     for (path, var), (_, spec) in zip(
@@ -209,6 +223,7 @@ def test_sharding_specs_and_sharded_forward(scan, axes):
         xs, ts, cs = parallel.to_global((np.asarray(x), np.asarray(t), jax.tree.map(np.asarray, cond)), mesh)
         y_sharded = apply(sharded, xs, ts, cs)
     assert y_sharded.sharding.spec[0] in (parallel.BATCH_AXES, parallel.FSDP)
+    assert depth_matters(single, x, t, cond)
     np.testing.assert_allclose(np.asarray(y_sharded), np.asarray(apply(single, x, t, cond)), atol=2e-5)
 
 
