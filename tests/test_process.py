@@ -248,3 +248,93 @@ def test_degenerate_images_give_a_process(image):
     assert frames.shape == (8, *image.shape) and np.all(np.isfinite(frames))
     np.testing.assert_array_equal(frames[-1], image)
     assert np.isfinite(mse)
+
+
+# ---- One compiled fit per canvas bucket (issue 15)
+
+
+def test_photos_of_one_bucket_share_one_compiled_fit():
+    """Two photos of different sizes and content in one canvas bucket: the same layouts, so the
+    second fit reuses the first one's compiled steps (no new `make_fitter` entry)."""
+    cfg = _config(strokes=120, order="level-major", steps=4)
+    a, b = _sample("chelsea", 96), _sample("coffee", 96)[:60]  # 64x96 and 60x96
+    assert a.shape != b.shape and fit.canvas_bucket(a.shape[:2]) == fit.canvas_bucket(b.shape[:2]) == (64, 96)
+    assert fit.canonical_layouts(cfg.plan, cfg.fit, a.shape[:2]) == fit.canonical_layouts(cfg.plan, cfg.fit, b.shape[:2])
+    engine.decompose([a], [estimate_depth(a)], cfg)
+    before = fit.make_fitter.cache_info()
+    (program,), mse = engine.decompose([b], [estimate_depth(b)], cfg)
+    after = fit.make_fitter.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits
+    assert np.isfinite(mse[0]) and tuple(process.process_frames(program, b, estimate_depth(b), 6)[0].shape[1:3]) == b.shape[:2]
+
+
+def test_the_padding_of_a_canvas_bucket_is_outside_the_loss():
+    """Whatever the padding holds, the fit sees the same loss and moves the strokes the same way."""
+    import jax.numpy as jnp
+
+    from paintproc_jax.program import stack
+
+    cfg = _config(strokes=80, order="level-major", steps=3)
+    image = _sample("chelsea", 96)[:50]  # 50x96 -> bucket 56x96
+    program = plan.plan_strokes(image, estimate_depth(image), cfg.plan)
+    (_, layout), = fit.canonical_layouts(cfg.plan, cfg.fit, image.shape[:2])[1:]
+    canvas = fit.canvas_bucket(image.shape[:2])
+    init, step = fit.make_fitter(canvas, layout, int(program.medium), cfg.fit, fit.stage_ends(program.level))
+    dev = {k: jnp.asarray(v) for k, v in stack([program])._asdict().items()}
+    programs = type(program)(**dev)
+    out = []
+    for fill in (0.0, 1.0):
+        target = np.full((1, *canvas, 3), fill, np.float32)
+        target[0, :50] = image
+        state = init(programs, jnp.asarray(target), jnp.asarray([[50, 96]], jnp.int32))
+        state, loss = step(state, programs, jnp.asarray(target), jnp.float32(0))
+        out.append((np.asarray(state["params"]), float(loss[0])))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert out[0][1] == out[1][1]
+    # ... and that loss is the MSE over the image alone.
+    from paintproc_jax.strokes import raster
+
+    canvas0 = np.asarray(raster.render_stages(programs._replace(**{k: v[0] for k, v in dev.items()}), canvas, layout,
+                                              (program.num_strokes,), cfg.fit.softness_start, int(program.medium))[0])
+    np.testing.assert_allclose(out[0][1], np.mean(np.square(canvas0[:50] - image)), rtol=1e-4)
+
+
+def test_strokes_too_large_for_their_window_are_shrunk_to_fit():
+    from paintproc_jax.strokes import raster
+
+    image = _sample("astronaut", 96)
+    cfg = plan.PlanConfig(strokes=150)
+    program = plan.plan_strokes(image, estimate_depth(image), cfg)
+    layout = plan.fit_layout(cfg, image.shape[:2], softness=1.0, grow=1.1)
+    tight = ((layout[0][0] // 2, layout[0][1]),) + layout[1:]  # block-in windows halved: those strokes are too large
+    clamped = plan.clamp_to_layout(program, tight, 96, softness=1.0, grow=1.1)
+    need = 2 * np.ceil(raster.stroke_radius_px(clamped.params, 96, int(clamped.medium), 1.0) * 1.1)
+    window = np.concatenate([np.full(c, w) for w, c in tight])
+    assert np.all(need <= window)
+    fits = 2 * np.ceil(raster.stroke_radius_px(program.params, 96, int(program.medium), 1.0) * 1.1) <= window
+    assert 0 < fits.sum() < len(fits)  # strokes that fitted already are left alone, the others change
+    np.testing.assert_array_equal(clamped.params[fits], program.params[fits])
+    assert np.all(clamped.params[~fits][:, 3] < program.params[~fits][:, 3])  # narrower
+
+
+def test_frames_on_a_padded_canvas_are_the_frames_at_the_pictures_size():
+    from paintproc_jax.strokes import raster
+
+    cfg = _config(strokes=120, order="level-major", steps=0)
+    image = _sample("coffee", 96)[:50]
+    (program,), _ = engine.decompose([image], [estimate_depth(image)], cfg)
+    program = program._replace(frame_ends=np.asarray([30, 90, 120], np.int32))
+    layout = plan.fit_layout(cfg.plan, fit.canvas_bucket(image.shape[:2]), softness=1.0, grow=1.1)
+    program = plan.clamp_to_layout(program, layout, 96, softness=1.0, grow=1.1)
+    own = raster.render_program_frames(program, 96)
+    padded = raster.render_program_frames(program, 96, canvas=(fit.canvas_bucket(image.shape[:2]), layout))
+    assert padded.shape == own.shape == (3, 50, 96, 3)
+    np.testing.assert_allclose(padded, own, atol=1e-5)  # the same maths per pixel (fused differently)
+    with pytest.raises(ValueError, match="cannot hold"):
+        raster.render_program_frames(program, 96, canvas=((40, 96), layout))
+
+
+def test_layer_major_orders_keep_data_dependent_layouts():
+    assert fit.canonical_layouts(plan.PlanConfig(order="layer-major"), fit.FitConfig(), (64, 96)) is None
+    with pytest.raises(ValueError, match="level-major"):
+        plan.fit_layout(plan.PlanConfig(order="layer-major"), (64, 96), softness=1.0, grow=1.1)

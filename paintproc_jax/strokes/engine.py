@@ -43,7 +43,7 @@ def decompose(
     programs = [plan_lib.plan_strokes(im, d, config.plan, seed=seed + i) for i, (im, d) in enumerate(zip(images, depths))]
     if config.fit.steps <= 0:
         return programs, np.full(len(images), np.nan)
-    fitted, mse = fit_lib.fit_programs(stack(programs), np.stack(images), config.fit, progress=progress)
+    fitted, mse = fit_lib.fit_programs(stack(programs), np.stack(images), config.fit, plan=config.plan, progress=progress)
     return unstack(fitted), mse
 
 
@@ -57,5 +57,9 @@ def paint(
 ) -> tuple[np.ndarray, StrokeProgram, float]:
     """The whole process for one image: frames [T, H, W, 3] (blank -> image), program, fit MSE."""
     (program,), mse = decompose([image], [depth], config, seed=seed, progress=progress)
-    frames_arr, program = process_lib.process_frames(program, image, depth, frames)
+    canvas = None
+    canvases = fit_lib.canonical_layouts(config.plan, config.fit, image.shape[:2]) if config.fit.steps > 0 else None
+    if canvases is not None:  # the fitted strokes stay inside the fit's full-size windows: one compiled render per bucket
+        canvas = canvases[-1]
+    frames_arr, program = process_lib.process_frames(program, image, depth, frames, canvas=canvas)
     return frames_arr, program, float(mse[0])

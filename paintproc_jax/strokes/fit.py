@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from paintproc_jax.program import NUM_PARAMS, P, StrokeProgram
+from paintproc_jax.strokes import plan as plan_lib
 from paintproc_jax.strokes import raster
 
 
@@ -108,10 +109,12 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
     The loss is the MSE of the finished canvas plus `config.stage_weight` times the MSE of every
     intermediate stage canvas (after the first `ends[s]` strokes): each stage is fitted to be the
     best picture its strokes make over the strokes before them, not only the last one.
-    init(programs, targets) -> state; step(state, programs, targets, i) -> (state, loss [B]),
+    init(programs, targets, valid) -> state; step(state, programs, targets, i) -> (state, loss [B]),
     loss being the finished canvas's MSE.
-    `programs` carry a leading batch axis, `targets` are [B, H, W, 3]. Cached: every batch
-    with the same shapes, layout and config reuses one compiled step. The batch is iterated
+    `programs` carry a leading batch axis, `targets` are [B, H, W, 3]; `valid` [B, 2] int32 is
+    each image's own pixel size, top left in the canvas (the rest is padding up to the canvas
+    bucket, outside the loss). Cached: every batch with the same shapes, layout and config
+    reuses one compiled step. The batch is iterated
     with `lax.map` (not `vmap`): batched window updates would become scatters, several
     times slower than the in-place updates of one image.
     """
@@ -126,21 +129,24 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
         raise ValueError(f"the last stage must end at the last stroke ({layout_strokes}), got {ends}")
     is_stage = jnp.asarray([1.0] * (len(ends) - 1) + [0.0], jnp.float32)  # [S]
 
-    def loss_fn(params, program, target, softness, stage_weight):
+    def loss_fn(params, program, target, valid, softness, stage_weight):
         stages = raster.render_stages(program._replace(params=params), hw, layout, ends, softness, medium)  # [S, H, W, 3]
-        mse = jnp.mean(jnp.square(stages - target), axis=(1, 2, 3))  # [S]
+        inside = (jnp.arange(hw[0])[:, None] < valid[0]) & (jnp.arange(hw[1])[None, :] < valid[1])  # [H, W]
+        sq = jnp.where(inside[..., None], jnp.square(stages - target), 0.0)
+        mse = jnp.sum(sq, axis=(1, 2, 3)) / (3.0 * valid[0] * valid[1]).astype(jnp.float32)  # [S], over the image only
         return jnp.sum((1.0 + is_stage * (stage_weight - 1.0)) * mse), mse[-1]
 
-    def init_one(program, target):
+    def init_one(program, target, valid):
         lo, hi = _bounds(program.params, program.canvas_hw, size, config.grow)
-        return dict(params=program.params, opt=tx.init(program.params), lo=lo, hi=hi)
+        return dict(params=program.params, opt=tx.init(program.params), lo=lo, hi=hi, valid=valid)
 
     def step_one(state, program, target, i):
         frac = i / jnp.maximum(config.steps - 1, 1)
         anneal = 0.5 * (1 + jnp.cos(jnp.pi * frac))  # 1 -> 0
         softness = config.softness_end + (config.softness_start - config.softness_end) * anneal
         stage_weight = config.stage_weight_end + (config.stage_weight - config.stage_weight_end) * anneal
-        (_, loss), grad = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], program, target, softness, stage_weight)
+        (_, loss), grad = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], program, target, state["valid"], softness,
+                                                                    stage_weight)
         updates, opt = tx.update(grad, state["opt"], state["params"])
         params = jnp.clip(state["params"] - updates * step_sizes, state["lo"], state["hi"])
         return dict(state, params=params, opt=opt), loss
@@ -153,13 +159,38 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
     return init, jax.jit(step, donate_argnums=(0,))
 
 
+def canvas_bucket(hw: tuple[int, int]) -> tuple[int, int]:
+    """The canvas a fit compiles for: the long side kept, the short side rounded up to a multiple
+    of 1/12 of it (at least 8 px), so photos of nearby aspects share one compiled program."""
+    long = max(hw)
+    step = max(8, long // 12)
+    return tuple(s if s == long else min(long, -(-s // step) * step) for s in hw)
+
+
+def _coarse_hw(hw: tuple[int, int]) -> tuple[int, int]:
+    return ((hw[0] + 1) // 2, (hw[1] + 1) // 2)
+
+
+def canonical_layouts(plan: plan_lib.PlanConfig, config: FitConfig, hw: tuple[int, int]) -> list | None:
+    """The image-independent fit canvases of a `hw` image: [(canvas hw, layout)] for the coarse
+    (half size) and the full phase, or None when `plan` has no canonical layout (`plan.fit_layout`)."""
+    if not plan_lib.canonical_order(plan):
+        return None
+    full = canvas_bucket(hw)
+    return [(c, plan_lib.fit_layout(plan, c, softness=config.softness_start, grow=config.grow)) for c in (_coarse_hw(full), full)]
+
+
 def _half(targets: np.ndarray) -> np.ndarray:
     """[B, H, W, 3] -> [B, ceil(H/2), ceil(W/2), 3] by Lanczos (host side, once per fit)."""
     from paintproc_jax.io.images import resize_image
 
-    h, w = targets.shape[1:3]
-    hw = ((h + 1) // 2, (w + 1) // 2)
+    hw = _coarse_hw(targets.shape[1:3])
     return np.stack([np.clip(resize_image(t, hw), 0.0, 1.0) for t in targets]).astype(np.float32)
+
+
+def _pad_to(targets: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """[B, h, w, 3] -> [B, H, W, 3], edge values repeated into the padding (outside the loss)."""
+    return np.pad(targets, ((0, 0), (0, hw[0] - targets.shape[1]), (0, hw[1] - targets.shape[2]), (0, 0)), mode="edge")
 
 
 def fit_programs(
@@ -167,6 +198,7 @@ def fit_programs(
     targets: np.ndarray,
     config: FitConfig = FitConfig(),
     *,
+    plan: plan_lib.PlanConfig | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[StrokeProgram, np.ndarray]:
     """Fits a batch of programs (leading axis B, same N) to `targets` [B, H, W, 3].
@@ -175,11 +207,29 @@ def fit_programs(
     half resolution (the parameters are resolution independent; the optimiser state carries
     over), the rest at full resolution. Returns the fitted programs (NumPy) and the final
     per-image MSE [B] at full resolution.
+
+    With the `plan` config the programs were planned with, and a level-major order, the fit
+    compiles for the image-independent `canonical_layouts` on a padded canvas bucket (strokes
+    too large for their window are shrunk to fit first): every photo of a bucket reuses one
+    compiled program. Without it, layouts follow the programs (one compile per layout).
     """
     targets = np.asarray(targets, np.float32)
     b, h, w = targets.shape[:3]
     medium = int(np.asarray(programs.medium).reshape(-1)[0])
     same_medium = bool(np.all(np.asarray(programs.medium) == medium))
+    canvases = canonical_layouts(plan, config, (h, w)) if plan is not None else None
+    if canvases is not None:
+        counts = [c for _, c in canvases[0][1]]
+        expected = np.repeat(np.arange(len(counts)), counts)
+        if np.asarray(programs.level).shape[-1] != len(expected) or np.any(np.asarray(programs.level) != expected):
+            canvases = None  # not the plan's level sequence (e.g. edited programs): layouts follow the data
+    if canvases is not None:
+        params = np.asarray(programs.params)
+        singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
+        for c, layout in canvases:
+            singles = [plan_lib.clamp_to_layout(p, layout, max(c), softness=config.softness_start, grow=config.grow)
+                       for p in singles]
+        programs = programs._replace(params=np.stack([p.params for p in singles]).astype(params.dtype))
     singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
     dev_programs = jax.tree.map(jnp.asarray, programs)
     coarse_steps = int(round(config.steps * config.coarse_fraction)) if max(h, w) // 2 >= config.min_coarse_size else 0
@@ -187,14 +237,16 @@ def fit_programs(
     ends = (batch_stage_ends([p.level for p in singles], config.block_in_splits, config.refine_splits)
             if config.stage_weight > 0 else None)
     state, loss, i = None, None, 0
-    for phase_targets, steps in phases:
+    for (phase_targets, steps), (canvas, layout) in zip(phases, canvases or [(None, None)] * 2):
         if steps <= 0:
             continue
-        ph, pw = phase_targets.shape[1:3]
-        layout = raster.batch_layout(singles, max(ph, pw), softness=config.softness_start, grow=config.grow)
-        init, step = make_fitter((ph, pw), layout, medium if same_medium else None, config, ends)
-        dev_targets = jnp.asarray(phase_targets)
-        fresh = init(dev_programs, dev_targets)  # bounds for this resolution
+        valid = phase_targets.shape[1:3]
+        if canvas is None:
+            canvas = valid
+            layout = raster.batch_layout(singles, max(canvas), softness=config.softness_start, grow=config.grow)
+        init, step = make_fitter(canvas, layout, medium if same_medium else None, config, ends)
+        dev_targets = jnp.asarray(_pad_to(phase_targets, canvas))
+        fresh = init(dev_programs, dev_targets, jnp.tile(jnp.asarray(valid, jnp.int32), (b, 1)))  # bounds for this resolution
         state = fresh if state is None else dict(fresh, params=state["params"], opt=state["opt"])
         for _ in range(steps):
             state, loss = step(state, dev_programs, dev_targets, jnp.float32(i))

@@ -217,6 +217,63 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
     return tuple((w, n) for w, n in runs)
 
 
+# `fit_layout` sizes windows for: a finer level's detail on this share of the canvas, widths up
+# to this jitter (of _WIDTH_JITTER's range); wider strokes, rare, are shrunk to fit.
+FIT_FRAC, FIT_JITTER = 0.5, 1.1
+
+
+def canonical_order(config: PlanConfig) -> bool:
+    """Whether every program of `config` has the same level at every stroke index (so one
+    layout, `fit_layout`, can serve them all): level-major orders, whose level counts are
+    fixed by the config."""
+    return ORDER_POLICIES[config.order][0] == "level" and not config.slots
+
+
+def fit_layout(config: PlanConfig, hw: tuple[int, int], *, softness: float, grow: float, frac: float = FIT_FRAC,
+               jitter: float = FIT_JITTER):
+    """Image-independent render `Layout` for fitting any non-slot `canonical_order` program of
+    `config` on a canvas of pixel size `hw` (a canvas bucket, see `fit.canvas_bucket`).
+
+    One run per level, in order; its window holds a stroke of the level's planned width times
+    `jitter`, on a canvas with detail on the share `frac` of it (finer levels' strokes narrow
+    with the square root of that share), as long as the aspect allows, at the fit's `softness`,
+    grown by `grow`. The few wider strokes (top of the width jitter; photos with detail
+    everywhere) are shrunk to their window by `clamp_to_layout`. Compiling per layout, not per photo, is what lets one compiled fit
+    serve every photo of a bucket (issue 15).
+    """
+    from paintproc_jax.strokes.raster import FINE_WINDOW_SIZES, stroke_radius_px, window_class  # lazy: raster imports jax
+
+    config.validate()
+    if not canonical_order(config):
+        raise ValueError(f"fit_layout needs a level-major, non-slot config (got order={config.order!r}, slots={config.slots})")
+    counts = level_counts(config.strokes, config.levels, config.growth)
+    rows = np.zeros((len(counts), NUM_PARAMS), np.float32)
+    scale = float(max(hw))
+    for lvl, n in enumerate(counts):
+        width = _level_width_px(config, hw, lvl, int(n), 1.0 if lvl == 0 else frac) * jitter / scale
+        rows[lvl, [P["width"], P["length"], P["bend"]]] = (width, width * _aspect(config), 2 * config.bend)
+    radius = stroke_radius_px(rows, scale, MEDIUM_ID[config.medium], softness) * grow
+    windows = window_class(2 * np.ceil(radius), FINE_WINDOW_SIZES)
+    return tuple((int(w), int(n)) for w, n in zip(windows, counts))
+
+
+def clamp_to_layout(program: StrokeProgram, layout, size: int, *, softness: float, grow: float) -> StrokeProgram:
+    """Shrinks (width and length together) every stroke that `make_layout` would give a larger
+    window than its run in `layout` has at long side `size` px, until it fits; others unchanged."""
+    from paintproc_jax.strokes.raster import stroke_radius_px  # lazy: raster imports jax
+
+    window = np.concatenate([np.full(c, w) for w, c in layout]).astype(np.float32)  # [N]
+    p = np.array(program.params, np.float32)
+    medium = int(program.medium)
+    for _ in range(60):
+        over = 2 * np.ceil(stroke_radius_px(p, size, medium, softness) * grow) > window
+        if not over.any():
+            break
+        p[over, P["width"]] *= 0.97
+        p[over, P["length"]] *= 0.97
+    return program._replace(params=p)
+
+
 # ----------------------------------------------------------------------------------------------
 # Image features at the stroke centres: a block-mean pyramid, blurred per level, sampled bilinearly.
 

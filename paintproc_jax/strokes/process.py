@@ -29,16 +29,18 @@ def reveal_frames(strokes_final, image, depth, count: int, softness: float = 0.1
     return out.at[-1].set(image)
 
 
-def process_frames(program: StrokeProgram, image: np.ndarray, depth: np.ndarray, frames: int) -> tuple[np.ndarray, StrokeProgram]:
+def process_frames(program: StrokeProgram, image: np.ndarray, depth: np.ndarray, frames: int,
+                   canvas=None) -> tuple[np.ndarray, StrokeProgram]:
     """The whole forward process [frames, H, W, 3] in [0, 1] at the image's resolution.
 
-    Returns the frames and the program with its stroke-frame schedule set.
+    Returns the frames and the program with its stroke-frame schedule set. `canvas` = (canvas
+    hw, layout) renders the strokes on that padded canvas (`raster.render_program_frames`).
     """
     h, w = image.shape[:2]
     n_strokes, n_reveal = split_frames(frames)
     program = program._replace(frame_ends=frame_schedule(program.num_strokes, n_strokes))
     size = max(h, w)
-    stroke_frames = raster.render_program_frames(program, size)
+    stroke_frames = raster.render_program_frames(program, size, canvas=canvas)
     if stroke_frames.shape[1:3] != (h, w):
         raise ValueError(f"program canvas {stroke_frames.shape[1:3]} does not match the image {(h, w)}")
     blank = np.broadcast_to(np.asarray(program.background, np.float32), (1, h, w, 3))

@@ -555,14 +555,17 @@ def render_stages(
     canvas = jnp.broadcast_to(program.background.astype(jnp.float32), (*hw, 3))
     stages = [canvas] * sum(e == 0 for e in ends)
     start = 0
-    for w, count in split_layout(layout, ends):
+    for w, count in layout:  # windows per run (one trace of the stroke maths), composited per stage
         alpha, color, origins = _run_windows(program, start, count, w, hw, softness, medium)
         # Materialise the windows before the scan, so XLA does not fuse (recompute) them into it.
         alpha, color, origins = jax.lax.optimization_barrier((alpha, color, origins))
-        canvas = composite(canvas, alpha, color, origins)
+        lo = 0
+        for _, part in split_layout(((w, count),), [e - start for e in ends]):
+            canvas = composite(canvas, alpha[lo : lo + part], color[lo : lo + part], origins[lo : lo + part])
+            lo += part
+            if start + lo in ends:
+                stages.append(canvas)
         start += count
-        if start in ends:
-            stages.append(canvas)
     return jnp.stack(stages)
 
 
@@ -631,12 +634,18 @@ render_jit = jax.jit(render, static_argnames=("hw", "layout", "medium"))
 render_frames_jit = jax.jit(render_frames, static_argnames=("hw", "layout", "medium", "skip_octaves"))
 
 
-def _on_host(renderer, program: StrokeProgram, size: int, softness: float) -> np.ndarray:
-    """Runs a jitted renderer at long side `size` px with the program's own layout and medium."""
+def _on_host(renderer, program: StrokeProgram, size: int, softness: float, canvas=None) -> np.ndarray:
+    """Runs a jitted renderer at long side `size` px with the program's own layout and medium, or
+    on `canvas` = (canvas hw, layout), a padded canvas (cut back to the picture) and a layout
+    that holds the program's strokes: one compiled render for every program of that canvas."""
     hw = pixel_size(program.canvas_hw, size)
-    layout = make_layout(program, size, softness=softness)
-    out = renderer(jax.tree.map(jnp.asarray, program), hw=hw, layout=layout, softness=softness, medium=int(program.medium))
-    return np.clip(np.asarray(out), 0.0, 1.0)
+    if canvas is None:
+        canvas = (hw, make_layout(program, size, softness=softness))
+    (ch, cw), layout = canvas
+    if max(ch, cw) != size or ch < hw[0] or cw < hw[1]:
+        raise ValueError(f"canvas {(ch, cw)} cannot hold a {hw} picture at long side {size}")
+    out = renderer(jax.tree.map(jnp.asarray, program), hw=(ch, cw), layout=layout, softness=softness, medium=int(program.medium))
+    return np.clip(np.asarray(out)[..., : hw[0], : hw[1], :], 0.0, 1.0)
 
 
 def render_program(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
@@ -644,9 +653,10 @@ def render_program(program: StrokeProgram, size: int, *, softness: float = 0.0) 
     return _on_host(render_jit, program, size, softness)
 
 
-def render_program_frames(program: StrokeProgram, size: int, *, softness: float = 0.0) -> np.ndarray:
-    """Host convenience: stroke frames at long side `size` px, NumPy [T, H, W, 3] in [0, 1]."""
-    return _on_host(render_frames_jit, program, size, softness)
+def render_program_frames(program: StrokeProgram, size: int, *, softness: float = 0.0, canvas=None) -> np.ndarray:
+    """Host convenience: stroke frames at long side `size` px, NumPy [T, H, W, 3] in [0, 1].
+    `canvas` = (canvas hw, layout): render there (see `_on_host`)."""
+    return _on_host(render_frames_jit, program, size, softness, canvas)
 
 
 def reference_render(program: StrokeProgram, hw: tuple[int, int], softness=0.0) -> jax.Array:
