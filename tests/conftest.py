@@ -22,6 +22,7 @@ except Exception:  # pragma: no cover - absl always present with our deps
     pass
 
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist (e.g. on the GPU image) the hook is unknown
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core, at most 4 (each holds 8 fake devices and its own compiles)."""
     return max(1, min(os.cpu_count() or 1, 4))

@@ -2,7 +2,7 @@
 
     python tools/bench_strokes.py --what raster        # fwd / fwd+bwd, scaling with N and resolution
     python tools/bench_strokes.py --what fit           # PSNR/SSIM/seconds over scikit-image photos
-    python tools/bench_strokes.py --what paint         # `paintproc paint`: empty cache, new photo, repeat; peak RSS
+    python tools/bench_strokes.py --what paint         # `paintproc paint`: empty cache, new photo, repeat, new bucket; peak RSS
     python tools/bench_strokes.py --what stages        # stage PSNR (first N/16 .. N strokes), plan and fit, 500 strokes
     python tools/bench_strokes.py                      # all three
 
@@ -57,7 +57,9 @@ def _time(fn, *args, repeat: int = 10) -> float:
     return float(np.median(times))
 
 
-def bench_raster(results: dict):
+def bench_raster(results: dict, counts=(256, 512, 1024, 2048), sizes=(128, 512)):
+    """fwd and fwd+bwd at 256 px for each stroke count, then the largest count at the other sizes;
+    the headline is the largest count at 256 px."""
     import jax
     import jax.numpy as jnp
 
@@ -84,14 +86,13 @@ def bench_raster(results: dict):
         print(f"{n:>6} {size:>5} {len(layout):>4} {win / 1e6:>10.2f} {t_f * 1e3:>8.1f} {t_fb * 1e3:>10.1f} {rate:>13.3g}")
         return t_f, t_fb, win, rate
 
-    for n in (256, 512, 1024, 2048):
+    for n in counts:
         t_f, t_fb, win, rate = one(n, 256)
-        if n == 2048:
-            results.update(raster_fwd_ms=round(t_f * 1e3, 2), raster_fwdbwd_ms=round(t_fb * 1e3, 2),
-                           raster_window_mpx=round(win / 1e6, 2), strokes_px_per_s=f"{rate:.3g}",
-                           window_px_per_s_fwdbwd=f"{win / t_fb:.3g}")
-    for size in (128, 512):
-        one(2048, size)
+    results.update(raster_strokes=counts[-1], raster_fwd_ms=round(t_f * 1e3, 2), raster_fwdbwd_ms=round(t_fb * 1e3, 2),
+                   raster_window_mpx=round(win / 1e6, 2), strokes_px_per_s=f"{rate:.3g}",
+                   window_px_per_s_fwdbwd=f"{win / t_fb:.3g}")
+    for size in sizes:
+        one(counts[-1], size)
 
 
 def bench_fit(results: dict, images: list[str], budgets: dict[int, int]):
@@ -169,32 +170,36 @@ def bench_stages(results: dict, images: list[str], strokes: int = 500, size: int
 
 
 def bench_paint(results: dict):
-    """`paintproc paint` with defaults, wall time as a user sees it (issue 15), in three cases on one
-    fresh compilation cache: held-out rocket (427x640) on the empty cache, then grace_hopper (600x512,
-    a new photo of a new size) with the cache warm from rocket, then grace_hopper again (a repeat)."""
+    """`paintproc paint` with defaults, wall time as a user sees it (issue 15), on one fresh
+    compilation cache, held-out photos only: rocket (427x640 -> 256x384) on the empty cache; a
+    new photo of a new size in the same canvas bucket (grace_hopper cut to 300x512 -> 225x384,
+    bucket 256x384) with the cache warm from rocket; that photo again (a repeat); and grace_hopper
+    whole (600x512, portrait: a new bucket, which compiles its own fit)."""
     from PIL import Image
 
     from paintproc_jax.data.samples import named_photo
 
-    print("== paintproc paint, default settings: empty cache / new photo with a warm cache / repeat")
+    print("== paintproc paint, default settings: empty cache / new photo, same bucket / repeat / new bucket")
+    photos = {"rocket": named_photo("rocket"), "grace_hopper_cut": named_photo("grace_hopper")[100:400],
+              "grace_hopper": named_photo("grace_hopper")}
+    cases = (("cold", "rocket"), ("new_photo", "grace_hopper_cut"), ("repeat", "grace_hopper_cut"), ("new_bucket", "grace_hopper"))
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, PAINTPROC_CACHE=os.path.join(tmp, "cache"))
         walls = {}
-        for case, name in (("cold", "rocket"), ("new_photo", "grace_hopper"), ("repeat", "grace_hopper")):
+        for case, name in cases:
             src = os.path.join(tmp, f"{name}.png")
             if not os.path.exists(src):
-                Image.fromarray(named_photo(name)).save(src)
+                Image.fromarray(photos[name]).save(src)
             cmd = [sys.executable, "-m", "paintproc_jax.cli", "paint", src, "--out", os.path.join(tmp, case), "--quiet"]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             walls[case] = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise SystemExit(f"paint failed: {proc.stderr}")
-            print(f"{case:>10} {name:>13} {walls[case]:6.1f}s  {proc.stdout.strip()}", flush=True)
+            print(f"{case:>10} {name:>16} {walls[case]:6.1f}s  {proc.stdout.strip()}", flush=True)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB (Linux reports KiB)
     print(f"peak RSS {peak:.0f} MiB")
-    results.update(paint_cold_s=round(walls["cold"], 1), paint_new_photo_s=round(walls["new_photo"], 1),
-                   paint_repeat_s=round(walls["repeat"], 1), paint_peak_mib=round(peak))
+    results.update({f"paint_{case}_s": round(walls[case], 1) for case, _ in cases}, paint_peak_mib=round(peak))
 
 
 def main():
@@ -205,10 +210,14 @@ def main():
                     help="photo names: scikit-image samples or grace_hopper (default: astronaut,coffee,chelsea,rocket; "
                          f"stages: astronaut plus the held-out {HELD_OUT})")
     ap.add_argument("--budgets", default="500:40,2000:100", help="strokes:fit-steps pairs")
+    ap.add_argument("--raster-strokes", default="256,512,1024,2048",
+                    help="raster: stroke counts at 256 px (the last is the headline and is also run at 128 and 512 px)")
+    ap.add_argument("--raster-sizes", default="128,512", help="raster: other sizes for the largest count ('' for none)")
     args = ap.parse_args()
     results: dict = {}
     if args.what in ("raster", "all"):
-        bench_raster(results)
+        bench_raster(results, tuple(int(n) for n in args.raster_strokes.split(",")),
+                     tuple(int(x) for x in args.raster_sizes.split(",") if x))
     if args.what in ("fit", "all"):
         budgets = {int(b.split(":")[0]): int(b.split(":")[1]) for b in args.budgets.split(",")}
         bench_fit(results, (args.images or "astronaut,coffee,chelsea,rocket").split(","), budgets)
