@@ -233,6 +233,8 @@ def test_logical_spec_rules():
     assert logical_spec(("batch", "act_seq", "act_embed"), rules) == P(("data", "fsdp"), "context", None)
     assert logical_spec(("layers", "heads", "head_dim", "embed"), rules) == P(None, "tensor", None, "fsdp")
     assert logical_spec(("batch", "act_seq"), rules, mesh_axes=("data",)) == P("data", None)
+    with pytest.raises(ValueError, match="unknown logical axis 'embd'"):  # a typo must not silently replicate
+        logical_spec(("embd", "mlp"), rules)
 
 
 @pytest.mark.parametrize("attention", ["full", "factorized"])

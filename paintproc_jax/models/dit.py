@@ -10,6 +10,8 @@ modulation per group comes from noise level + medium + reference medium.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -39,6 +41,14 @@ _REMAT = {
 _TOKENS = ("batch", None, "act_seq", "act_embed")  # [B, G, N, D]
 
 
+class Modulation(NamedTuple):
+    """One adaLN-Zero chunk per sub-layer, each [B, G, D]: x + gate * f(norm(x) * (1 + scale) + shift)."""
+
+    shift: jax.Array
+    scale: jax.Array
+    gate: jax.Array
+
+
 class Block(nnx.Module):
     """DiT block: adaLN-Zero self-attention (full space-time, or spatial then temporal), gated
     depth cross-attention, adaLN-Zero MLP."""
@@ -48,7 +58,8 @@ class Block(nnx.Module):
         kw = dict(rngs=rngs, dtype=dt, param_dtype=pdt)
         att = dict(qk_norm=spec.qk_norm, impl=spec.attention_impl, rules=spec.rules, **kw)
         self.factorized = spec.attention == "factorized"
-        self.n_mod = 9 if self.factorized else 6
+        self.sublayers = ("attn", "temporal", "mlp") if self.factorized else ("attn", "mlp")  # the ada output's order
+        self.n_mod = 3 * len(self.sublayers)
         self.norm = layer_norm(d, rngs=rngs, dtype=dt)
         self.ada = linear(d, self.n_mod * d, ("embed", "mod"), init=_ZERO, **kw)
         self.attn = Attention(d, spec.heads, **att)
@@ -60,22 +71,21 @@ class Block(nnx.Module):
     def __call__(self, x, c, depth_tokens=None, keep_depth=None):
         """x [B, G, N, D], c [B, G, D] (conditioning, SiLU applied), depth tokens [B, M, D] -> x."""
         b, g, n, d = x.shape
-        mods = jnp.split(self.ada(c), self.n_mod, axis=-1)
+        chunks = jnp.split(self.ada(c), self.n_mod, axis=-1)
+        m = {name: Modulation(*chunks[3 * i : 3 * i + 3]) for i, name in enumerate(self.sublayers)}
         if self.factorized:
-            h = modulate(self.norm(x), mods[0], mods[1]).reshape(b * g, n, d)
-            x = x + mods[2][:, :, None] * self.attn(h).reshape(b, g, n, d)
-            h = modulate(self.norm(x), mods[3], mods[4]).transpose(0, 2, 1, 3).reshape(b * n, g, d)
-            x = x + mods[5][:, :, None] * self.temporal(h).reshape(b, n, g, d).transpose(0, 2, 1, 3)
-            mods = mods[6:]
+            h = modulate(self.norm(x), m["attn"].shift, m["attn"].scale).reshape(b * g, n, d)
+            x = x + m["attn"].gate[:, :, None] * self.attn(h).reshape(b, g, n, d)
+            h = modulate(self.norm(x), m["temporal"].shift, m["temporal"].scale).transpose(0, 2, 1, 3).reshape(b * n, g, d)
+            x = x + m["temporal"].gate[:, :, None] * self.temporal(h).reshape(b, n, g, d).transpose(0, 2, 1, 3)
         else:
-            h = modulate(self.norm(x), mods[0], mods[1]).reshape(b, g * n, d)
-            x = x + mods[2][:, :, None] * self.attn(h).reshape(b, g, n, d)
-            mods = mods[3:]
+            h = modulate(self.norm(x), m["attn"].shift, m["attn"].scale).reshape(b, g * n, d)
+            x = x + m["attn"].gate[:, :, None] * self.attn(h).reshape(b, g, n, d)
         x = constrain(x, _TOKENS, self.rules)
         if self.depth is not None and depth_tokens is not None:
             x = self.depth(x.reshape(b, g * n, d), depth_tokens, keep_depth).reshape(b, g, n, d)
-        h = modulate(self.norm(x), mods[0], mods[1]).reshape(b, g * n, d)
-        x = x + mods[2][:, :, None] * self.mlp(h).reshape(b, g, n, d)
+        h = modulate(self.norm(x), m["mlp"].shift, m["mlp"].scale).reshape(b, g * n, d)
+        x = x + m["mlp"].gate[:, :, None] * self.mlp(h).reshape(b, g, n, d)
         return constrain(x, _TOKENS, self.rules)
 
 

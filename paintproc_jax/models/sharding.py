@@ -13,11 +13,14 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 def logical_spec(names, rules, mesh_axes=None) -> PartitionSpec:
     """Logical names (one per array axis; None = replicated) -> PartitionSpec; mesh axes the mesh
-    lacks are dropped, and no mesh axis is used twice."""
+    lacks are dropped, and no mesh axis is used twice. A name the rules lack raises ValueError
+    (a rule maps it to None to replicate it)."""
     table = dict(rules)
     used: set[str] = set()
     out = []
     for name in names:
+        if name is not None and name not in table:
+            raise ValueError(f"unknown logical axis {name!r}: model.rules name {', '.join(sorted(table))}")
         target = table.get(name) if name is not None else None
         axes = (target,) if isinstance(target, str) else tuple(target or ())
         axes = tuple(a for a in axes if (mesh_axes is None or a in mesh_axes) and a not in used)
