@@ -348,16 +348,18 @@ def cmd_fit(args) -> int:
     paths = list_images(args.input)
     loaded, failed = _load_all(args, paths)
     names = _stems([p for p, *_ in loaded], pathlib.Path(args.input))
-    groups = defaultdict(list)  # images of one pixel size fit as one batch (one compile)
+    from paintproc_jax.strokes.fit import batch_key
+
+    groups = defaultdict(list)  # images of one canvas bucket (or, for layer-major, one size) fit as one batch: one compile
     for item in loaded:
-        groups[item[1].shape].append(item)
+        groups[batch_key(config.plan, config.fit, item[1].shape[:2])].append(item)
     out_root = pathlib.Path(args.out)
     batch = max(1, args.batch)
     for shape, items in groups.items():
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
             t0 = time.perf_counter()
-            progress = _progress_bar(config.fit.steps, f"fit {len(chunk)} image(s) {shape[1]}x{shape[0]}", args.quiet)
+            progress = _progress_bar(config.fit.steps, f"fit {len(chunk)} image(s) on {shape[1]}x{shape[0]}", args.quiet)
             programs, mse = decompose([c[1] for c in chunk], [c[2] for c in chunk], config, seed=args.seed, progress=progress)
             elapsed = time.perf_counter() - t0
             for (path, _, _, source), program, err in zip(chunk, programs, mse):

@@ -338,3 +338,17 @@ def test_layer_major_orders_keep_data_dependent_layouts():
     assert fit.canonical_layouts(plan.PlanConfig(order="layer-major"), fit.FitConfig(), (64, 96)) is None
     with pytest.raises(ValueError, match="level-major"):
         plan.fit_layout(plan.PlanConfig(order="layer-major"), (64, 96), softness=1.0, grow=1.1)
+
+
+def test_images_of_different_sizes_in_one_bucket_fit_as_one_batch():
+    """One batch, one compile: each image is fitted to itself (padding outside its loss), as well
+    as when it is fitted alone."""
+    cfg = _config(strokes=120, order="level-major", steps=6)
+    a, b = _sample("chelsea", 96), _sample("coffee", 96)[:60]
+    (pa, pb), mse = engine.decompose([a, b], [estimate_depth(a), estimate_depth(b)], cfg)
+    (qb,), mse_b = engine.decompose([b], [estimate_depth(b)], _config(strokes=120, order="level-major", steps=6), seed=1)
+    assert np.all(np.isfinite(mse)) and pb.canvas_hw[0] < pa.canvas_hw[0]
+    np.testing.assert_allclose(pb.params, qb.params, atol=1e-5)  # the batch mate changes nothing
+    np.testing.assert_allclose(mse[1], mse_b[0], rtol=1e-4)
+    with pytest.raises(ValueError, match="one size"):
+        engine.decompose([a, b], [estimate_depth(a), estimate_depth(b)], _config(strokes=120, order="layer-major", steps=2))

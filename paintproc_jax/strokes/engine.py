@@ -30,20 +30,21 @@ def decompose(
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[list[StrokeProgram], np.ndarray]:
-    """Plans and (if `config.fit.steps` > 0) fits a batch of same-size images.
+    """Plans and (if `config.fit.steps` > 0) fits a batch of images of one `fit.batch_key`
+    (one size, or one canvas bucket for level-major plans).
 
     Returns the programs (in painting order) and the final per-image MSE of the fit at the
     images' resolution (NaN when not fitted).
     """
     if not images:
         return [], np.zeros(0)
-    shapes = {im.shape for im in images}
-    if len(shapes) != 1:
-        raise ValueError(f"a batch must hold images of one size, got {sorted(shapes)}")
+    keys = {fit_lib.batch_key(config.plan, config.fit, im.shape[:2]) for im in images}
+    if len(keys) != 1:
+        raise ValueError(f"a batch must hold images of one size (or canvas bucket), got {sorted({im.shape for im in images})}")
     programs = [plan_lib.plan_strokes(im, d, config.plan, seed=seed + i) for i, (im, d) in enumerate(zip(images, depths))]
     if config.fit.steps <= 0:
         return programs, np.full(len(images), np.nan)
-    fitted, mse = fit_lib.fit_programs(stack(programs), np.stack(images), config.fit, plan=config.plan, progress=progress)
+    fitted, mse = fit_lib.fit_programs(stack(programs), images, config.fit, plan=config.plan, progress=progress)
     return unstack(fitted), mse
 
 

@@ -180,28 +180,34 @@ def canonical_layouts(plan: plan_lib.PlanConfig, config: FitConfig, hw: tuple[in
     return [(c, plan_lib.fit_layout(plan, c, softness=config.softness_start, grow=config.grow)) for c in (_coarse_hw(full), full)]
 
 
-def _half(targets: np.ndarray) -> np.ndarray:
-    """[B, H, W, 3] -> [B, ceil(H/2), ceil(W/2), 3] by Lanczos (host side, once per fit)."""
+def _half(image: np.ndarray) -> np.ndarray:
+    """[H, W, 3] -> [ceil(H/2), ceil(W/2), 3] by Lanczos (host side, once per fit)."""
     from paintproc_jax.io.images import resize_image
 
-    hw = _coarse_hw(targets.shape[1:3])
-    return np.stack([np.clip(resize_image(t, hw), 0.0, 1.0) for t in targets]).astype(np.float32)
+    return np.clip(resize_image(image, _coarse_hw(image.shape[:2])), 0.0, 1.0).astype(np.float32)
 
 
-def _pad_to(targets: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """[B, h, w, 3] -> [B, H, W, 3], edge values repeated into the padding (outside the loss)."""
-    return np.pad(targets, ((0, 0), (0, hw[0] - targets.shape[1]), (0, hw[1] - targets.shape[2]), (0, 0)), mode="edge")
+def _pad_to(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """[h, w, 3] -> [H, W, 3], edge values repeated into the padding (outside the loss)."""
+    return np.pad(image, ((0, hw[0] - image.shape[0]), (0, hw[1] - image.shape[1]), (0, 0)), mode="edge")
+
+
+def batch_key(plan: plan_lib.PlanConfig | None, config: FitConfig, hw: tuple[int, int]) -> tuple[int, int]:
+    """Images with one key fit as one batch (one compiled program): the canvas bucket where the
+    plan has canonical layouts, else the pixel size."""
+    return canvas_bucket(hw) if plan is not None and plan_lib.canonical_order(plan) else tuple(hw)
 
 
 def fit_programs(
     programs: StrokeProgram,
-    targets: np.ndarray,
+    targets,
     config: FitConfig = FitConfig(),
     *,
     plan: plan_lib.PlanConfig | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[StrokeProgram, np.ndarray]:
-    """Fits a batch of programs (leading axis B, same N) to `targets` [B, H, W, 3].
+    """Fits a batch of programs (leading axis B, same N) to `targets`: [B, H, W, 3], or B images
+    [h, w, 3] of one `batch_key`.
 
     Coarse to fine in resolution too: the first `coarse_fraction` of the steps fit the image at
     half resolution (the parameters are resolution independent; the optimiser state carries
@@ -211,18 +217,27 @@ def fit_programs(
     With the `plan` config the programs were planned with, and a level-major order, the fit
     compiles for the image-independent `canonical_layouts` on a padded canvas bucket (strokes
     too large for their window are shrunk to fit first): every photo of a bucket reuses one
-    compiled program. Without it, layouts follow the programs (one compile per layout).
+    compiled program, and photos of different sizes in a bucket fit as one batch. Without it,
+    layouts follow the programs (one compile per layout) and the images must share one size.
     """
-    targets = np.asarray(targets, np.float32)
-    b, h, w = targets.shape[:3]
+    images = [np.asarray(t, np.float32) for t in targets]
+    b = len(images)
+    sizes = [im.shape[:2] for im in images]
+    keys = {batch_key(plan, config, hw) for hw in sizes}
+    if len(keys) != 1:
+        raise ValueError(f"a batch must hold images of one {'canvas bucket' if plan is not None and plan_lib.canonical_order(plan) else 'size'}, "
+                         f"got {sorted(set(sizes))}")
+    h, w = max(h for h, _ in sizes), max(w for _, w in sizes)
     medium = int(np.asarray(programs.medium).reshape(-1)[0])
     same_medium = bool(np.all(np.asarray(programs.medium) == medium))
-    canvases = canonical_layouts(plan, config, (h, w)) if plan is not None else None
+    canvases = canonical_layouts(plan, config, sizes[0]) if plan is not None else None
     if canvases is not None:
         counts = [c for _, c in canvases[0][1]]
         expected = np.repeat(np.arange(len(counts)), counts)
         if np.asarray(programs.level).shape[-1] != len(expected) or np.any(np.asarray(programs.level) != expected):
             canvases = None  # not the plan's level sequence (e.g. edited programs): layouts follow the data
+            if len(set(sizes)) > 1:
+                raise ValueError(f"programs whose levels are not their plan's need images of one size, got {sorted(set(sizes))}")
     if canvases is not None:
         params = np.asarray(programs.params)
         singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
@@ -233,20 +248,20 @@ def fit_programs(
     singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
     dev_programs = jax.tree.map(jnp.asarray, programs)
     coarse_steps = int(round(config.steps * config.coarse_fraction)) if max(h, w) // 2 >= config.min_coarse_size else 0
-    phases = [(_half(targets), coarse_steps), (targets, config.steps - coarse_steps)]
+    phases = [([_half(im) for im in images] if coarse_steps else None, coarse_steps), (images, config.steps - coarse_steps)]
     ends = (batch_stage_ends([p.level for p in singles], config.block_in_splits, config.refine_splits)
             if config.stage_weight > 0 else None)
     state, loss, i = None, None, 0
-    for (phase_targets, steps), (canvas, layout) in zip(phases, canvases or [(None, None)] * 2):
+    for (phase_images, steps), (canvas, layout) in zip(phases, canvases or [(None, None)] * 2):
         if steps <= 0:
             continue
-        valid = phase_targets.shape[1:3]
         if canvas is None:
-            canvas = valid
+            canvas = phase_images[0].shape[:2]
             layout = raster.batch_layout(singles, max(canvas), softness=config.softness_start, grow=config.grow)
         init, step = make_fitter(canvas, layout, medium if same_medium else None, config, ends)
-        dev_targets = jnp.asarray(_pad_to(phase_targets, canvas))
-        fresh = init(dev_programs, dev_targets, jnp.tile(jnp.asarray(valid, jnp.int32), (b, 1)))  # bounds for this resolution
+        dev_targets = jnp.asarray(np.stack([_pad_to(im, canvas) for im in phase_images]))
+        valid = jnp.asarray([im.shape[:2] for im in phase_images], jnp.int32)  # [B, 2]
+        fresh = init(dev_programs, dev_targets, valid)  # bounds for this resolution
         state = fresh if state is None else dict(fresh, params=state["params"], opt=state["opt"])
         for _ in range(steps):
             state, loss = step(state, dev_programs, dev_targets, jnp.float32(i))
