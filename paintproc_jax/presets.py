@@ -2,16 +2,19 @@
 
 `configs/*.py` are thin wrappers over `experiment_config`, so every experiment file stays a few
 lines and the rules that tie sections together (clip length = 1 + model frames, image size,
-depth layers, tubelet) live here once (`check_consistent`).
+depth layers, tubelet) live once in `consistency.check_consistent`.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from paintproc_jax.consistency import check_consistent  # noqa: F401 - re-exported (tests, tools)
 from paintproc_jax.data.config import default_config as data_config
+from paintproc_jax.diffusion.objective import default_config as diffusion_config
 from paintproc_jax.models.config import default_config as model_config
 from paintproc_jax.program import MEDIA
+from paintproc_jax.train.config import default_config as train_config
 
 # width, blocks, heads, patch; the DiT family's names (S/B/L) and patch size.
 MODEL_SIZES = {
@@ -54,9 +57,6 @@ def experiment_config(
     `frames` counts generated frames; clips carry one more (the reference). `accelerator` turns on
     bf16 compute, layer scanning and rematerialisation.
     """
-    from paintproc_jax.diffusion.objective import default_config as diffusion_config
-    from paintproc_jax.train.config import default_config as train_config
-
     if model not in MODEL_SIZES:
         raise ValueError(f"unknown model size {model!r}; sizes: {sorted(MODEL_SIZES)}")
     c = ml_collections.ConfigDict()
@@ -84,29 +84,6 @@ def experiment_config(
     c.total_steps = 100_000  # length of the run (--config.total_steps=N)
     c.model_size = model
     return c
-
-
-def check_consistent(c: ml_collections.ConfigDict) -> None:
-    """Raises ValueError where the data, model and diffusion sections disagree."""
-    d, m = c.data, c.model
-    if d.frames < m.frames + 1:
-        raise ValueError(
-            f"data.frames ({d.frames}) must be at least model.frames + 1 ({m.frames + 1}): clips hold the "
-            "reference and the generated frames (longer clips train on windows of model.frames)"
-        )
-    if d.frames > m.frames + 1 and c.diffusion.window != m.frames:
-        raise ValueError(
-            f"data.frames ({d.frames}) is longer than model.frames + 1: set diffusion.window={m.frames} to "
-            "train on windows of the longer processes"
-        )
-    if (d.frames - 1) % m.tubelet:
-        raise ValueError(f"data.frames - 1 ({d.frames - 1}) must be a multiple of model.tubelet ({m.tubelet})")
-    if d.size != m.image_size:
-        raise ValueError(f"data.size ({d.size}) must equal model.image_size ({m.image_size})")
-    if m.depth_fusion and d.layers != m.depth_layers:
-        raise ValueError(f"data.layers ({d.layers}) must equal model.depth_layers ({m.depth_layers})")
-    if c.diffusion.tubelet != m.tubelet:
-        raise ValueError(f"diffusion.tubelet ({c.diffusion.tubelet}) must equal model.tubelet ({m.tubelet})")
 
 
 def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:

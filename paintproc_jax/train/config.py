@@ -5,6 +5,10 @@ from __future__ import annotations
 import ml_collections
 
 from paintproc_jax import parallel
+from paintproc_jax.consistency import check_consistent
+from paintproc_jax.data.config import validate as validate_data
+from paintproc_jax.diffusion.objective import settings
+from paintproc_jax.models.config import validate as validate_model
 
 SCHEDULES = ("cosine", "constant")
 
@@ -40,11 +44,6 @@ def default_config() -> ml_collections.ConfigDict:
 
 def validate(c: ml_collections.ConfigDict, mesh=None) -> None:
     """Raises ValueError naming the first bad setting of a whole experiment config (before compile)."""
-    from paintproc_jax.data.config import validate as validate_data
-    from paintproc_jax.diffusion.objective import settings
-    from paintproc_jax.models.config import validate as validate_model
-    from paintproc_jax.presets import check_consistent
-
     t = c.train
     if c.total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {c.total_steps}")
