@@ -4,8 +4,8 @@ The whole ordered composite is optimised (strokes keep their painting order, so 
 is right at every prefix of the order the renderer uses). Adam with per-parameter step
 sizes; after each step the parameters are projected back into their valid box (colours and
 opacity in [0, 1], sizes within what the static render layout's windows hold). Edge softness
-is annealed from soft (wide gradients) to the hard final render. Batched over images with
-`vmap`: every image in a batch shares one layout, so a folder compiles once.
+is annealed from soft (wide gradients) to the hard final render. A batch of images shares
+one layout and canvas (for level-major plans, one per canvas bucket), so it compiles once.
 """
 
 from __future__ import annotations
@@ -114,9 +114,8 @@ def make_fitter(hw: tuple[int, int], layout: raster.Layout, medium: int | None, 
     `programs` carry a leading batch axis, `targets` are [B, H, W, 3]; `valid` [B, 2] int32 is
     each image's own pixel size, top left in the canvas (the rest is padding up to the canvas
     bucket, outside the loss). Cached: every batch with the same shapes, layout and config
-    reuses one compiled step. The batch is iterated
-    with `lax.map` (not `vmap`): batched window updates would become scatters, several
-    times slower than the in-place updates of one image.
+    reuses one compiled step. The batch is iterated with `lax.map` (not `vmap`): batched
+    window updates would become scatters, several times slower than in-place updates.
     """
     size = max(hw)
     tx = optax.chain(optax.scale_by_adam(b1=0.9, b2=0.99), optax.scale_by_schedule(
