@@ -237,14 +237,12 @@ def fit_programs(
             canvases = None  # not the plan's level sequence (e.g. edited programs): layouts follow the data
             if len(set(sizes)) > 1:
                 raise ValueError(f"programs whose levels are not their plan's need images of one size, got {sorted(set(sizes))}")
-    if canvases is not None:
-        params = np.asarray(programs.params)
-        singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
+    singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
+    if canvases is not None:  # strokes too large for a phase's windows shrink to fit
         for c, layout in canvases:
             singles = [plan_lib.clamp_to_layout(p, layout, max(c), softness=config.softness_start, grow=config.grow)
                        for p in singles]
-        programs = programs._replace(params=np.stack([p.params for p in singles]).astype(params.dtype))
-    singles = [StrokeProgram(*(np.asarray(x)[i] for x in programs)) for i in range(b)]
+        programs = programs._replace(params=np.stack([p.params for p in singles]).astype(np.asarray(programs.params).dtype))
     dev_programs = jax.tree.map(jnp.asarray, programs)
     coarse_steps = int(round(config.steps * config.coarse_fraction)) if max(h, w) // 2 >= config.min_coarse_size else 0
     phases = [([_half(im) for im in images] if coarse_steps else None, coarse_steps), (images, config.steps - coarse_steps)]

@@ -238,8 +238,8 @@ def fit_layout(config: PlanConfig, hw: tuple[int, int], *, softness: float, grow
     `jitter`, on a canvas with detail on the share `frac` of it (finer levels' strokes narrow
     with the square root of that share), as long as the aspect allows, at the fit's `softness`,
     grown by `grow`. The few wider strokes (top of the width jitter; photos with detail
-    everywhere) are shrunk to their window by `clamp_to_layout`. Compiling per layout, not per photo, is what lets one compiled fit
-    serve every photo of a bucket (issue 15).
+    everywhere) are shrunk to their window by `clamp_to_layout`. Compiling per layout, not per
+    photo, is what lets one compiled fit serve every photo of a bucket (issue 15).
     """
     from paintproc_jax.strokes.raster import FINE_WINDOW_SIZES, stroke_radius_px, window_class  # lazy: raster imports jax
 
