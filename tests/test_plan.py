@@ -241,3 +241,14 @@ def test_cells_the_planner_counts_as_covered_are_painted(medium):
         flat, _ = plan._cover(p[i : i + 1], (96, 96), 1, 96.0, reach)
         bad.append(np.mean(alpha.ravel()[flat] < 0.5))
     assert np.mean(bad) < 0.02, np.round(bad, 3)
+
+
+def test_the_planner_and_the_layouts_import_without_jax():
+    """Host-side planning (plan.py, layout.py) is NumPy only: data workers and tools plan without JAX."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import paintproc_jax.strokes.plan, paintproc_jax.strokes.layout; "
+            "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

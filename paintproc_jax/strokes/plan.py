@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from paintproc_jax.program import MEDIUM_ID, NUM_PARAMS, P, StrokeProgram, canvas_hw_for, make_program
+from paintproc_jax.strokes.layout import FINE_WINDOW_SIZES, group_runs, stroke_radius_px, window_class
 from paintproc_jax.strokes.media import DRY_START, PLAN_STYLE, RENDER_TABLE, R
 
 # Painting order as sort keys, most significant first ("rand" = a seeded shuffle within groups).
@@ -181,8 +182,6 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
     (config.medium,)) and any size_scale <= `max_scale` (default config.size_scale).
     Independent of the image.
     """
-    from paintproc_jax.strokes.raster import FINE_WINDOW_SIZES, stroke_radius_px, window_class  # lazy: raster imports jax
-
     config.validate()
     if not config.slots:
         raise ValueError("slot_layout needs a slot-mode config (PlanConfig(slots=True))")
@@ -205,15 +204,8 @@ def slot_layout(config: PlanConfig, hw: tuple[int, int], media=None, max_scale: 
             radius = stroke_radius_px(rows, float(max(hw)), MEDIUM_ID[shown_in]) * (1 + _RADIUS_SLACK)
             windows = np.maximum(windows, window_class(2 * np.ceil(radius), FINE_WINDOW_SIZES))
     counts = slot_counts(config)
-    runs: list[list[int]] = []
-    for k, lvl in group_order(config):
-        n, win = int(counts[k, lvl]), int(windows[lvl])
-        if n == 0:
-            continue
-        if runs and runs[-1][0] == win:
-            runs[-1][1] += n
-        else:
-            runs.append([win, n])
+    order = group_order(config)
+    runs = group_runs([windows[lvl] for _, lvl in order], [counts[k, lvl] for k, lvl in order])
     return tuple((w, n) for w, n in runs)
 
 
@@ -241,8 +233,6 @@ def fit_layout(config: PlanConfig, hw: tuple[int, int], *, softness: float, grow
     everywhere) are shrunk to their window by `clamp_to_layout`. Compiling per layout, not per
     photo, is what lets one compiled fit serve every photo of a bucket (issue 15).
     """
-    from paintproc_jax.strokes.raster import FINE_WINDOW_SIZES, stroke_radius_px, window_class  # lazy: raster imports jax
-
     config.validate()
     if not canonical_order(config):
         raise ValueError(f"fit_layout needs a level-major, non-slot config (got order={config.order!r}, slots={config.slots})")
@@ -260,8 +250,6 @@ def fit_layout(config: PlanConfig, hw: tuple[int, int], *, softness: float, grow
 def clamp_to_layout(program: StrokeProgram, layout, size: int, *, softness: float, grow: float) -> StrokeProgram:
     """Shrinks (width and length together) every stroke that `make_layout` would give a larger
     window than its run in `layout` has at long side `size` px, until it fits; others unchanged."""
-    from paintproc_jax.strokes.raster import stroke_radius_px  # lazy: raster imports jax
-
     window = np.concatenate([np.full(c, w) for w, c in layout]).astype(np.float32)  # [N]
     p = np.array(program.params, np.float32)
     medium = int(program.medium)

@@ -25,133 +25,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from paintproc_jax.program import P, StrokeProgram, pixel_size
+from paintproc_jax.strokes.layout import (  # noqa: F401  (the host-side layout names, re-exported for callers of raster)
+    AA_SIGMA,
+    FINE_WINDOW_SIZES,
+    WINDOW_SIZES,
+    Layout,
+    batch_layout,
+    make_layout,
+    split_layout,
+    stroke_radius_px,
+    window_class,
+    window_shape,
+)
 from paintproc_jax.strokes.media import DRY_START, RENDER_TABLE, R
-
-Layout = tuple[tuple[int, int], ...]  # runs of (window side in pixels, number of strokes), in order
-
-# Window sides: a sqrt(2) ladder keeps wasted window area under 2x (and leaves slack beyond the
-# soft tail's cut for the soft renders of fitting).
-WINDOW_SIZES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
-# A finer ladder (steps of 1.14-1.25x) for the static layouts of hard-edged batch renders (data
-# clips), where every stroke of a level gets its level's window: ~20 % less window area.
-FINE_WINDOW_SIZES = (4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
-                     320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096)
-AA_SIGMA = 0.4  # pixels: the hard render's anti-aliasing
-_TAIL = 3.0  # soft edges are cut at this many sigmas outside the stroke
-
-
-# ----------------------------------------------------------------------------------------------
-# Host side: the static layout.
-
-
-def stroke_radius_px(params: np.ndarray, scale: float, medium: int, softness: float = 0.0) -> np.ndarray:
-    """Radius in pixels of the disc around the centre that holds each stroke, soft tail included. [N]
-
-    The farthest point of a bent capsule is at most the core's half length and the centre-line
-    sagitta apart (Pythagoras), plus the cap radius.
-    """
-    params = np.asarray(params, np.float32)
-    width = np.maximum(params[:, P["width"]] * scale, 0.5)
-    length = np.maximum(params[:, P["length"]] * scale, width)
-    sagitta = np.abs(params[:, P["bend"]]) * length
-    sigma = np.sqrt(softness**2 + AA_SIGMA**2 + (RENDER_TABLE[medium, R["edge"]] * width) ** 2)
-    return np.hypot(0.5 * (length - width), sagitta) + 0.5 * width + _TAIL * sigma + 1.0
-
-
-def window_class(needed: np.ndarray, ladder: tuple[int, ...] = WINDOW_SIZES) -> np.ndarray:
-    """Smallest window side of `ladder` >= `needed` pixels."""
-    sizes = np.asarray(ladder)
-    idx = np.searchsorted(sizes, np.asarray(needed), side="left")
-    return sizes[np.minimum(idx, len(sizes) - 1)]
-
-
-def make_layout(
-    program: StrokeProgram,
-    size: int,
-    *,
-    softness: float = 0.0,
-    grow: float = 1.0,
-    max_runs: int = 12,
-    run_cost_px: int = 65536,
-) -> Layout:
-    """Static layout for rendering `program` at long side `size` px.
-
-    `grow` enlarges every window (for fitting, where strokes may grow); adjacent runs are
-    merged while cheap, and down to at most `max_runs` runs (fewer scans, faster compiles).
-    """
-    params = np.asarray(program.params)
-    if len(params) == 0:
-        return ()
-    radius = stroke_radius_px(params, size, int(program.medium), softness) * grow
-    need = np.where(np.asarray(program.valid), 2 * np.ceil(radius), 0)
-    cls = window_class(need)
-    # Padding strokes take their neighbours' class instead of breaking runs.
-    cls = np.where(np.asarray(program.valid), cls, 0)
-    runs: list[list[int]] = []
-    for c in cls:
-        if runs and (c == 0 or runs[-1][0] == c):
-            runs[-1][1] += 1
-        else:
-            runs.append([int(c), 1])
-    if runs[0][0] == 0:
-        runs[0][0] = WINDOW_SIZES[0]
-    return _merge_runs(runs, max_runs=max_runs, run_cost_px=run_cost_px)
-
-
-def _merge_runs(runs: list[list[int]], *, max_runs: int, run_cost_px: int) -> Layout:
-    """Greedily merges adjacent runs (promoting the smaller window) while it is cheap.
-
-    Merging two runs costs the extra window area of the promoted strokes; a run costs a scan
-    (dispatch, compile). Merge the cheapest pair while that cost is below `run_cost_px` or
-    while there are more than `max_runs` runs.
-    """
-    runs = [list(r) for r in runs]
-    while len(runs) > 1:
-        costs = [
-            runs[i][1] * (runs[i + 1][0] ** 2 - runs[i][0] ** 2)
-            if runs[i][0] < runs[i + 1][0]
-            else runs[i + 1][1] * (runs[i][0] ** 2 - runs[i + 1][0] ** 2)
-            for i in range(len(runs) - 1)
-        ]
-        i = int(np.argmin(costs))
-        if costs[i] > run_cost_px and len(runs) <= max_runs:
-            break
-        runs[i] = [max(runs[i][0], runs[i + 1][0]), runs[i][1] + runs[i + 1][1]]
-        runs.pop(i + 1)
-    return tuple((int(c), int(n)) for c, n in runs)
-
-
-def batch_layout(programs: Sequence[StrokeProgram], size: int, **kwargs) -> Layout:
-    """One layout valid for every program of a batch (all with the same N).
-
-    Each stroke gets the largest window any program needs at its index; equal neighbours
-    are regrouped into runs and merged as in `make_layout`.
-    """
-    layouts = [make_layout(p, size, **kwargs) for p in programs]
-    n = programs[0].num_strokes
-    win = np.zeros(n, np.int64)
-    for lay in layouts:
-        win = np.maximum(win, np.concatenate([np.full(c, w) for w, c in lay]))
-    runs: list[list[int]] = []
-    for w in win:
-        if runs and runs[-1][0] == w:
-            runs[-1][1] += 1
-        else:
-            runs.append([int(w), 1])
-    return _merge_runs(runs, max_runs=kwargs.get("max_runs", 12), run_cost_px=kwargs.get("run_cost_px", 65536))
-
-
-def window_shape(w: int, hw: tuple[int, int]) -> tuple[int, int]:
-    """Rows and columns of a `w`-class window on an `hw` canvas: the window, cut to the canvas.
-
-    A window never needs to be larger than the canvas: clamped into the canvas it still holds the
-    on-canvas part of its stroke (a stroke's support is a disc of radius <= w/2 around its centre,
-    so along an axis where w fits, the clamped window holds the support's on-canvas interval, and
-    along an axis where it does not, the window is the whole canvas). No padding, no pixels off
-    the canvas computed.
-    """
-    return min(w, hw[0]), min(w, hw[1])
-
 
 # ----------------------------------------------------------------------------------------------
 # Device side: one stroke on its window.
@@ -523,21 +409,6 @@ def render(program: StrokeProgram, hw: tuple[int, int], layout: Layout, softness
     `medium` (static) specialises the renderer to one medium; None reads `program.medium`.
     """
     return render_stages(program, hw, layout, (program.params.shape[-2],), softness, medium)[0]
-
-
-def split_layout(layout: Layout, ends: Sequence[int]) -> Layout:
-    """`layout` with its runs cut at the stroke counts `ends` (same windows, more runs)."""
-    cuts = sorted(set(int(e) for e in ends))
-    runs, start = [], 0
-    for w, count in layout:
-        stop = start + count
-        for cut in cuts:
-            if start < cut < stop:
-                runs.append((w, cut - start))
-                start = cut
-        runs.append((w, stop - start))
-        start = stop
-    return tuple(runs)
 
 
 def render_stages(
