@@ -232,14 +232,14 @@ class Result:
 def _stage_frames(folder: pathlib.Path, meta: dict) -> list[tuple[pathlib.Path, str]]:
     """The frames at 1/16, 1/8, 1/4, 1/2 of the process, by the evaluation's rule
     (`metrics.stages.stage_indices`), each with its PSNR to the last frame."""
-    from paintproc_jax.io.process_dir import _read_png
+    from paintproc_jax.io.process_dir import read_png
     from paintproc_jax.metrics.stages import stage_indices, stroke_frames_of
 
     names = sorted((folder / "frames").glob("frame_*.png"))
-    final = _read_png(names[-1])
+    final = read_png(names[-1])
     out = []
     for label, index in zip(STAGE_LABELS, stage_indices(len(names), stroke_frames_of(meta, len(names)))):
-        mse = float(np.mean((_read_png(names[index]) - final) ** 2))
+        mse = float(np.mean((read_png(names[index]) - final) ** 2))
         out.append((names[index], f"{label} · frame {index} · {min(_psnr(mse), 100.0):.1f} dB"))
     return out
 

@@ -81,7 +81,8 @@ def is_process_dir(path) -> bool:
     return (path / "frames").is_dir() and any((path / "frames").glob("frame_*.png"))
 
 
-def _read_png(path: pathlib.Path) -> np.ndarray:
+def read_png(path: pathlib.Path) -> np.ndarray:
+    """One frame [H, W, 3] float32 in [0, 1]; an unreadable file is a `PaintprocError` naming it."""
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), np.float32) / 255.0
@@ -95,7 +96,7 @@ def read_process_dir(path) -> ProcessDir:
     names = sorted((path / "frames").glob("frame_*.png"))
     if len(names) < 2:
         raise PaintprocError(f"{path} is not a process folder: it needs frames/frame_*.png (at least 2)")
-    frames = np.stack([_read_png(n) for n in names])  # sizes must agree; np.stack says so otherwise
+    frames = np.stack([read_png(n) for n in names])  # sizes must agree; np.stack says so otherwise
     meta = {}
     if (path / PROCESS_JSON).exists():
         try:
