@@ -27,3 +27,8 @@ def check_consistent(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"data.layers ({d.layers}) must equal model.depth_layers ({m.depth_layers})")
     if c.diffusion.tubelet != m.tubelet:
         raise ValueError(f"diffusion.tubelet ({c.diffusion.tubelet}) must equal model.tubelet ({m.tubelet})")
+    if m.get("output_head", "direct") == "ref_mix" and c.diffusion.objective != "flow_x0":
+        raise ValueError(
+            f"model.output_head='ref_mix' predicts x0 as a mix of the reference and a colour: it needs "
+            f"diffusion.objective='flow_x0', not {c.diffusion.objective!r}"
+        )

@@ -100,16 +100,17 @@ def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
 
 def cpu_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
     """CPU reference run: 64 px, 1 + 8 frames, a 4-block width-192 DiT (patch 8, 3.78 M parameters),
-    450 steps of 8 clips (~30 min per run with two runs side by side, one core each). Photos from `tools/make_photos.py --out photos`:
+    1200 steps of 8 clips (~80 min per run with two runs side by side, one core each). Photos from `tools/make_photos.py --out photos`:
     trains on photos/train, samples photos/heldout (never trained on) every `sample_every` steps."""
     c = experiment_config(style=style, size=64, frames=8, model="cpu", accelerator=False)
     c.model.ref_in_frames = True
+    c.model.output_head = "ref_mix"  # x0 = gate * ref + (1 - gate) * colour: detail inside a patch from the reference
     c.diffusion.objective = "flow_x0"  # predicting ε − x0 with patch 8 at width 192 sampled 8x8-patch noise (docs/architecture.md)
     c.data.update(source="folder:photos/train", strokes=128, layers=3, levels=2, batch_size=8, workers=1,
                   depth_work_size=64, crop_scale=(0.35, 1.0), stroke_scale=(0.8, 1.2))
     c.sample.steps = 16
-    c.total_steps = 450
-    c.train.update(log_every=10, ckpt_every=100, keep_checkpoints=2, sample_every=150, sample_count=3,
+    c.total_steps = 1200
+    c.train.update(log_every=10, ckpt_every=100, keep_checkpoints=2, sample_every=300, sample_count=3,
                    sample_source="photos/heldout", ema_decay=0.99)
     c.train.optim.update(lr=5e-4, warmup_steps=100)
     return c

@@ -159,6 +159,55 @@ def test_ref_in_frames_adds_no_parameters_and_the_dropped_reference_still_does_n
     assert not create_model(old).spec.ref_in_frames
 
 
+def test_ref_mix_head_takes_reference_detail_where_its_gate_is_open_and_never_a_dropped_reference():
+    model = perturb(create_model(tiny(output_head="ref_mix", ref_in_frames=True)))
+    pd = model.spec.patch_dim
+    x, t, cond = inputs()
+    final = model.final
+    final.kernel[...] = jnp.zeros_like(final.kernel[...])
+    final.bias[...] = jnp.concatenate([jnp.full((pd,), 30.0), jnp.zeros((pd,))])  # gate open, colour 0
+    out = apply(model, x, t, cond)
+    np.testing.assert_allclose(out, jnp.broadcast_to(cond["ref"][:, None], out.shape), atol=1e-6)  # pixel detail inside each patch
+    drop = dict(ref=jnp.zeros(B, bool))
+    np.testing.assert_allclose(apply(model, x, t, cond, drop), 0.0, atol=1e-6)  # the colour alone
+    final.bias[...] = jnp.concatenate([jnp.full((pd,), -30.0), jnp.full((pd,), 0.7)])  # gate shut: the colour
+    np.testing.assert_allclose(apply(model, x, t, cond), 0.7, atol=1e-6)
+    with pytest.raises(ValueError, match="output_head"):
+        create_model(tiny(output_head="mix"))
+    old = tiny()
+    del old["output_head"]  # configs saved before the option
+    assert create_model(old).spec.output_head == "direct"
+
+
+def test_ref_mix_needs_an_x0_objective():
+    from paintproc_jax.consistency import check_consistent
+    from paintproc_jax.presets import cpu_config
+
+    c = cpu_config()
+    check_consistent(c)
+    c.diffusion.objective = "flow"
+    with pytest.raises(ValueError, match="flow_x0"):
+        check_consistent(c)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_cached_depth_keys_and_values_give_the_same_prediction_and_sample(scan):
+    from paintproc_jax.diffusion import sample
+
+    model = open_gates(perturb(create_model(tiny(scan_layers=scan))))
+    x, t, cond = inputs()
+    cached = nnx.jit(lambda m, c: m.cache_depth(c))(model, cond)
+    assert len(cached["depth_kv"]) == model.spec.depth
+    keep = dict(ref=jnp.array([True, False]), medium=jnp.array([True, True]), depth=jnp.array([False, True]))
+    want = apply(model, x, t, cond, keep)
+    assert float(jnp.abs(want - apply(model, x, t, dict(cond, depth=1.0 - cond["depth"]), keep)).max()) > 1e-4  # depth matters
+    np.testing.assert_allclose(apply(model, x, t, cached, keep), want, atol=1e-5)
+    run = nnx.jit(lambda m, c: sample(m, c, jax.random.key(0), frames=F, steps=3, guidance=dict(ref=2.0, depth=1.5)))
+    np.testing.assert_allclose(run(model, cached), run(model, cond), atol=1e-4)
+    no_depth = {k: v for k, v in cond.items() if k not in ("depth", "layers")}
+    assert model.cache_depth(no_depth) is no_depth
+
+
 def test_gradients_reach_every_parameter_group():
     model = create_model(tiny())
     x, t, cond = inputs()
@@ -276,3 +325,12 @@ def test_input_errors():
         model(jnp.zeros((B, F, 12, 12, 3)), t, dict(cond, ref=jnp.zeros((B, 12, 12, 3)), depth=None))
     with pytest.raises(ValueError, match=r"cond\['depth'\]"):
         model(x, t, dict(cond, depth=jnp.zeros((B, 8, 8))))
+
+
+def test_depth_without_its_layer_map_is_refused_not_binned_another_way():
+    """One rule for depth layers (strokes.plan.depth_layers, quantiles): the model never makes its own."""
+    model = create_model(tiny())
+    x, t, cond = inputs()
+    del cond["layers"]
+    with pytest.raises(ValueError, match=r"cond\['layers'\].*depth_layers"):
+        apply(model, x, t, cond)

@@ -2,12 +2,16 @@
 
     python tools/bench_model.py --config configs/tiny.py
     python tools/bench_model.py --config configs/animatepainter.py:128 --batch 8 [--config.model.remat=none]
+    python tools/bench_model.py --config configs/animatepainter.py:cpu --batch 1 --sampling   # + a whole sample
 
 The batch is sharded over the config's mesh (`mesh` section; default: every device on `data`).
 fwd_bwd is the diffusion loss and its gradient with respect to all parameters (a train step
 without the optimizer update). Ends with one line:
 `params= gflops_per_clip= fwd_ms= fwd_bwd_ms= ...` (ms per batch; TFLOP/s and MFU from the
-analytic FLOPs of `count_flops`, MFU only where the device's bf16 peak is known).
+analytic FLOPs of `count_flops`, MFU only where the device's bf16 peak is known). `--sampling` adds
+the time of one whole sample of the batch with the config's `sample` settings, with the depth
+keys/values computed once (`VideoDiT.cache_depth`, what the sampler does) and per step, interleaved:
+`sample_ms= sample_uncached_ms= depth_cache_speedup=`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ml_collections import config_flags  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config (configs/<name>.py[:variant])")
 _BATCH = flags.DEFINE_integer("batch", 0, "global batch (clips); 0 = one per batch shard of the mesh")
 _ITERS = flags.DEFINE_integer("iters", 5, "timed iterations of each (after one warm-up)")
+_SAMPLING = flags.DEFINE_bool("sampling", False, "also time a whole sample, with and without the depth K/V cache")
 _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "device bf16 dense peak in TFLOP/s for MFU; 0 = known GPUs only")
 
 def _timed(fn, *args, iters: int) -> tuple[float, float]:
@@ -40,6 +45,41 @@ def _timed(fn, *args, iters: int) -> tuple[float, float]:
         times.append(time.perf_counter() - t0)
     times.sort()
     return first, 1e3 * times[len(times) // 2]
+
+
+def _sampling_fields(c, gdef, state, dev, mesh) -> dict:
+    """Median ms of one sample of the batch, depth K/V cached vs recomputed at every step (interleaved runs)."""
+    import jax
+    from flax import nnx
+
+    from paintproc_jax.diffusion import sample, sampler_kwargs
+    from paintproc_jax.diffusion.objective import split_clip
+
+    _, cond = split_clip(dev)
+    s = c.sample
+    kw = dict(frames=c.model.frames, sampler=s.sampler, steps=s.steps, guidance=s.guidance.to_dict(), **sampler_kwargs(c.diffusion))
+
+    def runner(cached):
+        @jax.jit
+        def run(state, cond, key):
+            net = nnx.merge(gdef, state)
+            return sample(net, net.cache_depth(cond) if cached else cond, key, **kw)
+        return run
+
+    runs = {True: runner(True), False: runner(False)}
+    times = {True: [], False: []}
+    with jax.set_mesh(mesh):
+        key = jax.random.key(1)
+        for cached in runs:
+            jax.block_until_ready(runs[cached](state, cond, key))  # compile
+        for _ in range(max(_ITERS.value, 3)):
+            for cached in runs:
+                t0 = time.perf_counter()
+                jax.block_until_ready(runs[cached](state, cond, key))
+                times[cached].append(time.perf_counter() - t0)
+    med = {k: 1e3 * sorted(v)[len(v) // 2] for k, v in times.items()}
+    return dict(sample_ms=round(med[True], 1), sample_uncached_ms=round(med[False], 1),
+                depth_cache_speedup=round(med[False] / med[True], 3), sample_steps=s.steps)
 
 
 def main(argv):
@@ -113,6 +153,8 @@ def main(argv):
         tflops_fwd_bwd=round(flops.train * batch / (bwd_ms / 1e3) / 1e12, 3),
         compile_fwd_s=round(c_fwd, 1), compile_fwd_bwd_s=round(c_bwd, 1),
     )
+    if _SAMPLING.value:
+        fields.update(_sampling_fields(c, gdef, state, dev, mesh))
     peak = (_PEAK.value or (device_peak_flops(kind) or 0.0) / 1e12) * len(jax.devices())
     if peak:
         fields["mfu_fwd_bwd"] = round(fields["tflops_fwd_bwd"] / peak, 4)

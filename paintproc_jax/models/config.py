@@ -1,7 +1,8 @@
 """The `model` config section: sizes, attention mode, depth fusion, precision, sharding rules.
 
-`ModelSpec` is its frozen (hashable) form that the network holds; `validate` checks a config (and,
-given a mesh, that heads and tokens divide the mesh) before anything is compiled.
+`ModelSpec` is the one source of the fields, their types and defaults; `default_config()` is its
+ConfigDict form, and `spec_from_config` / `validate` check a config (and, given a mesh, that heads
+and tokens divide the mesh) before anything is compiled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ATTENTION_MODES = ("full", "factorized")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 DTYPES = ("float32", "bfloat16")
 ATTENTION_IMPLS = ("auto", "xla", "cudnn")
+OUTPUT_HEADS = ("direct", "ref_mix")
 
 # Logical axis -> mesh axes. Parameters use embed/mlp/heads/...; activations use the act_* names
 # and batch. FSDP shards parameters' embed axis, tensor parallelism their heads and mlp axes,
@@ -39,64 +41,44 @@ DEFAULT_RULES = (
 )
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """A DiT-S-like model for 128 px clips of 1 reference + 16 generated frames."""
-    c = ml_collections.ConfigDict()
-    c.image_size = 128  # training resolution (any multiple of patch * 2**(depth_scales-1) works)
-    c.frames = 16  # generated frames per clip, at most; the clip has 1 + frames (reference first)
-    c.patch = 8  # spatial patch side in pixels
-    c.tubelet = 1  # frames per space-time patch
-    c.width = 384
-    c.depth = 12  # transformer blocks
-    c.heads = 6
-    c.mlp_ratio = 4.0
-    c.attention = "full"  # "full" space-time, or "factorized": spatial then temporal per block
-    c.qk_norm = True
-    c.depth_fusion = True  # gated cross-attention to depth tokens in every block
-    c.depth_scales = 3  # depth tokens at patch, 2*patch, 4*patch, ...
-    c.depth_layers = 3  # depth-layer masks fed to the depth encoder (data.layers)
-    c.region_channels = 0  # optional region/segment map channels (cond["regions"] [B,H,W,R])
-    c.ref_in_frames = False  # also add the reference's patch embedding to every generated frame's tokens (per position)
-    c.phase_conditioning = True  # cond["phase"]: where a window starts in a longer process (diffusion.window)
-    c.num_media = len(MEDIA)  # process media; id num_media is the dropped ("null") medium
-    c.num_ref_media = len(MEDIA) + 1  # reference media: the media and the photo (data.config.PHOTO)
-    c.dtype = "float32"  # compute dtype; "bfloat16" on accelerators (params stay float32)
-    c.param_dtype = "float32"
-    c.scan_layers = False  # stack blocks and lax.scan over them (fast compiles for deep models)
-    c.remat = "none"  # rematerialisation per block: none | full | dots | dots_no_batch
-    c.attention_impl = "auto"  # jax.nn.dot_product_attention: auto (cuDNN flash when it can) | xla | cudnn
-    c.rules = DEFAULT_RULES
-    return c
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """Static, hashable model description (what the network keeps of its config)."""
+    """The model section, typed: the one source of its fields and defaults (a DiT-S-like model for
+    128 px clips of 1 reference + 16 generated frames). Frozen and hashable, so the network holds it
+    as static configuration; `default_config()` is its ConfigDict form for `--config.model.x=y`."""
 
-    image_size: int
-    frames: int
-    patch: int
-    tubelet: int
-    width: int
-    depth: int
-    heads: int
-    mlp_hidden: int
-    attention: str
-    qk_norm: bool
-    depth_fusion: bool
-    depth_scales: int
-    depth_layers: int
-    region_channels: int
-    phase_conditioning: bool
-    ref_in_frames: bool
-    num_media: int
-    num_ref_media: int
-    dtype: str
-    param_dtype: str
-    scan_layers: bool
-    remat: str
-    attention_impl: str
-    rules: tuple
+    image_size: int = 128  # training resolution (any multiple of patch * 2**(depth_scales-1) works)
+    frames: int = 16  # generated frames per clip, at most; the clip has 1 + frames (reference first)
+    patch: int = 8  # spatial patch side in pixels
+    tubelet: int = 1  # frames per space-time patch
+    width: int = 384
+    depth: int = 12  # transformer blocks
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    attention: str = "full"  # "full" space-time, or "factorized": spatial then temporal per block
+    qk_norm: bool = True
+    depth_fusion: bool = True  # gated cross-attention to depth tokens in every block
+    depth_scales: int = 3  # depth tokens at patch, 2*patch, 4*patch, ...
+    depth_layers: int = 3  # depth-layer masks fed to the depth encoder (data.layers)
+    region_channels: int = 0  # optional region/segment map channels (cond["regions"] [B,H,W,R])
+    ref_in_frames: bool = False  # also add the reference's patch embedding to every generated frame's tokens (per position)
+    # "direct": the head predicts the target per pixel. "ref_mix" (x0 objectives only): per pixel and
+    # channel a gate g and a colour c, x0 = sigmoid(g) * ref + (1 - sigmoid(g)) * c, so painted regions
+    # take the reference's detail inside a patch and the head learns where, and how much, is painted.
+    output_head: str = "direct"
+    phase_conditioning: bool = True  # cond["phase"]: where a window starts in a longer process (diffusion.window)
+    num_media: int = len(MEDIA)  # process media; id num_media is the dropped ("null") medium
+    num_ref_media: int = len(MEDIA) + 1  # reference media: the media and the photo (data.config.PHOTO)
+    dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators (params stay float32)
+    param_dtype: str = "float32"
+    scan_layers: bool = False  # stack blocks and lax.scan over them (fast compiles for deep models)
+    remat: str = "none"  # rematerialisation per block: none | full | dots | dots_no_batch
+    attention_impl: str = "auto"  # jax.nn.dot_product_attention: auto (cuDNN flash when it can) | xla | cudnn
+    rules: tuple = DEFAULT_RULES  # logical axis -> mesh axes
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(round(self.width * self.mlp_ratio))
 
     @property
     def head_dim(self) -> int:
@@ -112,21 +94,64 @@ class ModelSpec:
         """Pixels * channels in one space-time patch of generated frames."""
         return self.tubelet * self.patch * self.patch * 3
 
+    def check(self, mesh=None) -> ModelSpec:
+        """Raises ValueError naming the first bad setting (and, with a mesh, what does not divide it); returns self."""
+        _choice("attention", self.attention, ATTENTION_MODES)
+        _choice("remat", self.remat, REMAT_POLICIES)
+        _choice("output_head", self.output_head, OUTPUT_HEADS)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("param_dtype", self.param_dtype, DTYPES)
+        _choice("attention_impl", self.attention_impl, ATTENTION_IMPLS)
+        for name in ("image_size", "frames", "patch", "tubelet", "width", "depth", "heads", "depth_scales"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.width % self.heads:
+            raise ValueError(f"model.width {self.width} is not divisible by model.heads {self.heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim {self.head_dim} (width / heads) must be even")
+        if self.frames % self.tubelet:
+            raise ValueError(f"model.frames {self.frames} is not a multiple of model.tubelet {self.tubelet}")
+        unit = self.patch * 2 ** (self.depth_scales - 1 if self.depth_fusion else 0)
+        if self.image_size % unit:
+            raise ValueError(f"model.image_size {self.image_size} must be a multiple of patch * 2**(depth_scales-1) = {unit}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if mesh is not None:
+            tensor = mesh.shape.get(parallel.TENSOR, 1)
+            if self.heads % tensor:
+                raise ValueError(f"model.heads {self.heads} is not divisible by the mesh's tensor axis ({tensor})")
+            if self.mlp_hidden % tensor:
+                raise ValueError(f"MLP width {self.mlp_hidden} is not divisible by the mesh's tensor axis ({tensor})")
+            context = mesh.shape.get(parallel.CONTEXT, 1)
+            if self.grid**2 % context:
+                raise ValueError(f"{self.grid ** 2} tokens per frame do not divide the mesh's context axis ({context})")
+            fsdp = mesh.shape.get(parallel.FSDP, 1)
+            if self.width % fsdp:
+                raise ValueError(f"model.width {self.width} is not divisible by the mesh's fsdp axis ({fsdp})")
+        return self
 
-def spec_from_config(c: ml_collections.ConfigDict) -> ModelSpec:
-    """Validates `c` and freezes it into a `ModelSpec`."""
-    validate(c)
-    return ModelSpec(
-        image_size=int(c.image_size), frames=int(c.frames), patch=int(c.patch), tubelet=int(c.tubelet),
-        width=int(c.width), depth=int(c.depth), heads=int(c.heads),
-        mlp_hidden=int(round(c.width * c.mlp_ratio)), attention=c.attention, qk_norm=bool(c.qk_norm),
-        depth_fusion=bool(c.depth_fusion), depth_scales=int(c.depth_scales), depth_layers=int(c.depth_layers),
-        region_channels=int(c.region_channels), phase_conditioning=bool(c.phase_conditioning),
-        ref_in_frames=bool(c.get("ref_in_frames", False)),  # configs saved before the option lack it
-        num_media=int(c.num_media), num_ref_media=int(c.num_ref_media),
-        dtype=c.dtype, param_dtype=c.param_dtype, scan_layers=bool(c.scan_layers), remat=c.remat,
-        attention_impl=c.attention_impl, rules=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in c.rules),
-    )
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ModelSpec)}
+_CAST = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """`ModelSpec()` as a ConfigDict: the model section of every experiment config."""
+    return ml_collections.ConfigDict(dataclasses.asdict(ModelSpec()))
+
+
+def spec_from_config(c, mesh=None) -> ModelSpec:
+    """A model config (ConfigDict or dict; fields it lacks, as in configs saved before they existed,
+    take their defaults) -> a checked `ModelSpec` (with `mesh`: also that it divides the mesh)."""
+    def value(name, field):
+        if name not in c:
+            return field.default
+        v = c[name]
+        if name == "rules":  # JSON gives lists
+            return tuple((k, tuple(a) if isinstance(a, list) else a) for k, a in v)
+        return _CAST[field.type](v)
+
+    return ModelSpec(**{name: value(name, f) for name, f in _FIELDS.items()}).check(mesh)
 
 
 def _choice(name, value, options):
@@ -136,38 +161,4 @@ def _choice(name, value, options):
 
 def validate(c: ml_collections.ConfigDict, mesh=None) -> None:
     """Raises ValueError naming the first bad model setting (and, with a mesh, what does not divide it)."""
-    _choice("attention", c.attention, ATTENTION_MODES)
-    _choice("remat", c.remat, REMAT_POLICIES)
-    _choice("dtype", c.dtype, DTYPES)
-    _choice("param_dtype", c.param_dtype, DTYPES)
-    _choice("attention_impl", c.attention_impl, ATTENTION_IMPLS)
-    for name in ("image_size", "frames", "patch", "tubelet", "width", "depth", "heads", "depth_scales"):
-        if int(c[name]) < 1:
-            raise ValueError(f"model.{name} must be >= 1, got {c[name]}")
-    if c.width % c.heads:
-        raise ValueError(f"model.width {c.width} is not divisible by model.heads {c.heads}")
-    if (c.width // c.heads) % 2:
-        raise ValueError(f"head dim {c.width // c.heads} (width / heads) must be even")
-    if c.frames % c.tubelet:
-        raise ValueError(f"model.frames {c.frames} is not a multiple of model.tubelet {c.tubelet}")
-    unit = c.patch * 2 ** (c.depth_scales - 1 if c.depth_fusion else 0)
-    if c.image_size % unit:
-        raise ValueError(
-            f"model.image_size {c.image_size} must be a multiple of patch * 2**(depth_scales-1) = {unit}"
-        )
-    if c.mlp_ratio <= 0:
-        raise ValueError(f"model.mlp_ratio must be > 0, got {c.mlp_ratio}")
-    if mesh is not None:
-        tensor = mesh.shape.get(parallel.TENSOR, 1)
-        if c.heads % tensor:
-            raise ValueError(f"model.heads {c.heads} is not divisible by the mesh's tensor axis ({tensor})")
-        mlp = int(round(c.width * c.mlp_ratio))
-        if mlp % tensor:
-            raise ValueError(f"MLP width {mlp} is not divisible by the mesh's tensor axis ({tensor})")
-        context = mesh.shape.get(parallel.CONTEXT, 1)
-        tokens = (c.image_size // c.patch) ** 2
-        if tokens % context:
-            raise ValueError(f"{tokens} tokens per frame do not divide the mesh's context axis ({context})")
-        fsdp = mesh.shape.get(parallel.FSDP, 1)
-        if c.width % fsdp:
-            raise ValueError(f"model.width {c.width} is not divisible by the mesh's fsdp axis ({fsdp})")
+    spec_from_config(c, mesh)

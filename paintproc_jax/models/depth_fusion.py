@@ -21,8 +21,11 @@ def depth_features(depth: jax.Array, layers: jax.Array | None, regions: jax.Arra
     [B, H, W, R] -> encoder input [B, H, W, 1 + K + R]: depth in [-1, 1], one-hot layer masks, regions."""
     parts = [(2.0 * depth.astype(jnp.float32) - 1.0)[..., None]]
     if spec.depth_layers:
-        if layers is None:  # no layer map: layers from depth quantisation (far = 0)
-            layers = jnp.clip((depth * spec.depth_layers).astype(jnp.int32), 0, spec.depth_layers - 1)
+        if layers is None:  # one rule for layers everywhere (strokes.plan.depth_layers); the model never invents its own
+            raise ValueError(
+                f"cond['layers'] [B, H, W] is required with model.depth_layers={spec.depth_layers}: make it with "
+                "paintproc_jax.strokes.plan.depth_layers(depth, layers), as the data pipeline and the sampler do"
+            )
         parts.append(jax.nn.one_hot(layers, spec.depth_layers, dtype=jnp.float32))
     if spec.region_channels:
         if regions is None:
@@ -82,9 +85,10 @@ class DepthFusion(nnx.Module):
         )
         self.gate = nnx.Param(nnx.with_partitioning(nnx.initializers.zeros_init(), ("vector",))(rngs.params(), (spec.width,), spec.param_dtype))
 
-    def __call__(self, x: jax.Array, tokens: jax.Array, keep: jax.Array | None) -> jax.Array:
-        """x [B, L, D], depth tokens [B, M, D], keep [B] bool (False: depth dropped) -> [B, L, D]."""
-        y = self.attn(self.norm(x), tokens)
+    def __call__(self, x: jax.Array, tokens: jax.Array | None, keep: jax.Array | None, kv=None) -> jax.Array:
+        """x [B, L, D], depth tokens [B, M, D] or their keys/values `kv` = self.attn.kv(tokens) (the same
+        for every noise level, so a sampler computes them once), keep [B] bool (False: depth dropped) -> [B, L, D]."""
+        y = self.attn(self.norm(x), tokens, kv=kv)
         g = jnp.tanh(self.gate[...]).astype(y.dtype)
         if keep is not None:
             g = g * keep.astype(y.dtype)[:, None, None]

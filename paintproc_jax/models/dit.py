@@ -68,8 +68,9 @@ class Block(nnx.Module):
         self.mlp = MLP(d, spec.mlp_hidden, rules=spec.rules, **kw)
         self.rules = spec.rules
 
-    def __call__(self, x, c, depth_tokens=None, keep_depth=None):
-        """x [B, G, N, D], c [B, G, D] (conditioning, SiLU applied), depth tokens [B, M, D] -> x."""
+    def __call__(self, x, c, depth_tokens=None, keep_depth=None, depth_kv=None):
+        """x [B, G, N, D], c [B, G, D] (conditioning, SiLU applied), depth tokens [B, M, D] or this
+        block's cached depth keys/values (`VideoDiT.depth_kv`) -> x."""
         b, g, n, d = x.shape
         chunks = jnp.split(self.ada(c), self.n_mod, axis=-1)
         m = {name: Modulation(*chunks[3 * i : 3 * i + 3]) for i, name in enumerate(self.sublayers)}
@@ -82,8 +83,8 @@ class Block(nnx.Module):
             h = modulate(self.norm(x), m["attn"].shift, m["attn"].scale).reshape(b, g * n, d)
             x = x + m["attn"].gate[:, :, None] * self.attn(h).reshape(b, g, n, d)
         x = constrain(x, _TOKENS, self.rules)
-        if self.depth is not None and depth_tokens is not None:
-            x = self.depth(x.reshape(b, g * n, d), depth_tokens, keep_depth).reshape(b, g, n, d)
+        if self.depth is not None and (depth_tokens is not None or depth_kv is not None):
+            x = self.depth(x.reshape(b, g * n, d), depth_tokens, keep_depth, kv=depth_kv).reshape(b, g, n, d)
         h = modulate(self.norm(x), m["mlp"].shift, m["mlp"].scale).reshape(b, g * n, d)
         x = x + m["mlp"].gate[:, :, None] * self.mlp(h).reshape(b, g, n, d)
         return constrain(x, _TOKENS, self.rules)
@@ -94,7 +95,8 @@ class VideoDiT(nnx.Module):
 
     `__call__(x [B,F,H,W,3], t [B,F], cond, keep=None) -> [B,F,H,W,3] float32`, where cond has
     "ref" [B,H,W,3] in [-1,1], "medium" [B], "ref_medium" [B], and optionally "depth" [B,H,W],
-    "layers" [B,H,W], "regions" [B,H,W,R], "phase" [B] (window start in a longer process); keep maps "ref"/"depth"/"medium" to bool [B]
+    "layers" [B,H,W], "regions" [B,H,W,R], "phase" [B] (window start in a longer process), "depth_kv"
+    (`cache_depth`: the depth keys/values, computed once per sample); keep maps "ref"/"depth"/"medium" to bool [B]
     (False = condition dropped, for CFG). Frames in one tubelet share t[:, ::tubelet].
     """
 
@@ -125,7 +127,8 @@ class VideoDiT(nnx.Module):
             self.blocks = nnx.List([Block(spec, rngs=rngs) for _ in range(spec.depth)])
         self.final_norm = layer_norm(d, rngs=rngs, dtype=dt)
         self.final_ada = linear(d, 2 * d, ("embed", "mod"), init=_ZERO, **kw)
-        self.final = linear(d, spec.patch_dim, ("embed", "patch"), init=_ZERO, **kw)
+        out_dim = 2 * spec.patch_dim if spec.output_head == "ref_mix" else spec.patch_dim  # ref_mix: gate, colour
+        self.final = linear(d, out_dim, ("embed", "patch"), init=_ZERO, **kw)
 
     def __call__(self, x, t, cond, keep=None):
         spec = self.spec
@@ -158,31 +161,65 @@ class VideoDiT(nnx.Module):
             phase = jnp.zeros((b,), jnp.float32) if phase is None else phase
             c = c + self.phase(timestep_features(phase).astype(dtype))[:, None]
         c = nnx.silu(c)
-        depth_tokens = None
-        if self.depth_encoder is not None and cond.get("depth") is not None:
-            depth_tokens = self.depth_encoder(cond["depth"], cond.get("layers"), cond.get("regions"))
-            depth_tokens = constrain(depth_tokens, ("batch", None, "act_embed"), spec.rules)
-        tokens = self._blocks(tokens, c, depth_tokens, keep.get("depth"))
+        depth_tokens, depth_kv = None, cond.get("depth_kv") if self.depth_encoder is not None else None
+        if depth_kv is None and self.depth_encoder is not None and cond.get("depth") is not None:
+            depth_tokens = self._depth_tokens(cond)
+        tokens = self._blocks(tokens, c, depth_tokens, keep.get("depth"), depth_kv)
         shift, scale = jnp.split(self.final_ada(c), 2, axis=-1)
         out = self.final(modulate(self.final_norm(tokens), shift, scale))[:, 1:]  # drop the reference group
-        return unpatchify(out.astype(jnp.float32), spec.tubelet, spec.patch, (h, w))
+        out = out.astype(jnp.float32)
+        if spec.output_head == "direct":
+            return unpatchify(out, spec.tubelet, spec.patch, (h, w))
+        gate, colour = (unpatchify(o, spec.tubelet, spec.patch, (h, w)) for o in jnp.split(out, 2, axis=-1))
+        ref = jnp.asarray(cond["ref"], jnp.float32)
+        if "ref" in keep:  # a dropped reference must not reach the output either
+            ref = jnp.where(keep["ref"][:, None, None, None], ref, 0.0)
+        g = jax.nn.sigmoid(gate)  # [B, F, H, W, 3]
+        return g * ref[:, None] + (1.0 - g) * colour
 
-    def _blocks(self, x, c, depth_tokens, keep_depth):
+    def _depth_tokens(self, cond):
+        tokens = self.depth_encoder(cond["depth"], cond.get("layers"), cond.get("regions"))
+        return constrain(tokens, ("batch", None, "act_embed"), self.spec.rules)
+
+    def depth_kv(self, cond) -> tuple | None:
+        """Each block's depth keys and values ((k, v) per block, each [B, M, H, Dh]) for cond's depth map,
+        or None without depth fusion or depth. They do not depend on the frames or the noise level."""
+        if self.depth_encoder is None or cond.get("depth") is None:
+            return None
+        tokens = self._depth_tokens(cond)
+        if self.spec.scan_layers:
+            graphdef, state = nnx.split(self.blocks)
+            k, v = jax.vmap(lambda layer: nnx.merge(graphdef, layer).depth.attn.kv(tokens))(state)  # [L, B, M, H, Dh]
+            return tuple((k[i], v[i]) for i in range(self.spec.depth))
+        return tuple(block.depth.attn.kv(tokens) for block in self.blocks)
+
+    def cache_depth(self, cond: dict) -> dict:
+        """`cond` with "depth_kv" (`depth_kv`) added: computed once, reused by every sampler step and
+        guidance pass (the samplers batch it with the rest of cond). Unchanged without depth."""
+        kv = self.depth_kv(cond)
+        return cond if kv is None else {**cond, "depth_kv": kv}
+
+    def _blocks(self, x, c, depth_tokens, keep_depth, depth_kv=None):
         policy = _REMAT.get(self.spec.remat)
 
-        def run(block, x, c, depth_tokens, keep_depth):
-            return block(x, c, depth_tokens, keep_depth)
+        def run(block, x, c, depth_tokens, keep_depth, kv):
+            return block(x, c, depth_tokens, keep_depth, kv)
 
         if policy is not None:
             run = nnx.remat(run, policy=policy)
         if self.spec.scan_layers:
-            body = nnx.scan(
-                lambda x, block: run(block, x, c, depth_tokens, keep_depth),
-                in_axes=(nnx.Carry, 0), out_axes=nnx.Carry,
-            )
-            return body(x, self.blocks)
-        for block in self.blocks:
-            x = run(block, x, c, depth_tokens, keep_depth)
+            # lax.scan over the stacked blocks' state, one block merged per step. (nnx.scan refuses a
+            # model from an outer trace, which is what a sampler's fori_loop body sees.)
+            graphdef, state = nnx.split(self.blocks)
+            stacked = None if depth_kv is None else jax.tree.map(lambda *a: jnp.stack(a), *depth_kv)  # [L, B, M, H, Dh]
+
+            def body(x, xs):
+                layer, kv = xs
+                return run(nnx.merge(graphdef, layer), x, c, None if kv is not None else depth_tokens, keep_depth, kv), None
+
+            return jax.lax.scan(body, x, (state, stacked))[0]
+        for i, block in enumerate(self.blocks):
+            x = run(block, x, c, depth_tokens, keep_depth, None if depth_kv is None else depth_kv[i])
         return x
 
 
@@ -215,10 +252,8 @@ def create_model(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | No
     applied explicitly (here, and by the trainer from `sharding.param_shardings`).
     """
     from paintproc_jax import parallel
-    from paintproc_jax.models.config import validate
 
-    validate(config, mesh)
-    spec = spec_from_config(config)
+    spec = spec_from_config(config, mesh)  # checked once, mesh included, before anything is built
     mesh = mesh or parallel.make_mesh(devices=jax.devices()[:1])
 
     def build():

@@ -68,14 +68,21 @@ class Attention(nnx.Module):
         self.impl = None if impl == "auto" else impl
         self.rules = rules
 
-    def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
-        context = x if context is None else context
-        q, k, v = self.q(x), self.k(context), self.v(context)  # [B, L|M, H, Dh]
+    def kv(self, context: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys and values [B, M, H, Dh] of `context` [B, M, D] (normalised keys): what a cross-attention
+        to a fixed context can compute once and reuse."""
+        k, v = self.k(context), self.v(context)
         if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
+            k = self.k_norm(k)
+        return constrain(k, ("batch", None, "act_heads", None), self.rules), constrain(v, ("batch", None, "act_heads", None), self.rules)
+
+    def __call__(self, x: jax.Array, context: jax.Array | None = None, kv: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+        """Attention of x [B, L, D] over `context` (default x), or over precomputed `kv` = self.kv(context)."""
+        q = self.q(x)  # [B, L, H, Dh]
+        k, v = self.kv(x if context is None else context) if kv is None else kv
+        if self.qk_norm:
+            q = self.q_norm(q)
         q = constrain(q, ("batch", "act_seq", "act_heads", None), self.rules)
-        k = constrain(k, ("batch", None, "act_heads", None), self.rules)
-        v = constrain(v, ("batch", None, "act_heads", None), self.rules)
         out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), implementation=self.impl)
         return self.o(out)
 

@@ -210,6 +210,7 @@ class Painter:
 
             def run(params, rest, cond, keys):
                 model = nnx.merge(graphdef, params, rest)
+                cond = model.cache_depth(cond)  # depth K/V once, not per step and guidance pass
                 if total == self.frames:
                     out = sample(model, cond, keys, **kw)
                 else:

@@ -325,7 +325,8 @@ class _Sampler:
                   **sampler_kwargs(c.diffusion))
 
         def run(params, cond, key):
-            return sample(nnx.merge(model_def, params, rest), cond, key, **kw)
+            model = nnx.merge(model_def, params, rest)
+            return sample(model, model.cache_depth(cond), key, **kw)
 
         self._run = jax.jit(run)
 
