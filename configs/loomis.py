@@ -9,7 +9,7 @@
 Params and forward FLOPs per clip (`python tools/bench_model.py --config configs/loomis.py:ARG`):
     128              params 170.6 M   forward 1,630 GFLOP/clip (4,352 tokens + 336 depth tokens)
     128-small        params  43.0 M   forward   596 GFLOP/clip (4,352 tokens + 336 depth tokens)
-    256              params 173.7 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
+    256              params 173.6 M   forward 1,648 GFLOP/clip (4,352 tokens + 336 depth tokens)
     256-factorized   params 220.2 M   forward 6,025 GFLOP/clip (17,408 tokens + 1,344 depth tokens)
 Training costs 3x the forward FLOPs; at 128 px, 46% of the forward FLOPs are attention.
 get_sweep(): cross-media references 0/0.3 x reference dropout 0/0.1 (`python tools/sweep.py --config configs/loomis.py:ARG`).

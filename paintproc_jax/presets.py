@@ -99,7 +99,7 @@ def tiny_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
 
 
 def cpu_config(style: str = "animatepainter") -> ml_collections.ConfigDict:
-    """CPU reference run: 64 px, 1 + 8 frames, a 4-block width-192 DiT (patch 8, 3.78 M parameters),
+    """CPU reference run: 64 px, 1 + 8 frames, a 4-block width-192 DiT (patch 8, 3.82 M parameters, ref_mix head),
     1200 steps of 8 clips (~80 min per run with two runs side by side, one core each). Photos from `tools/make_photos.py --out photos`:
     trains on photos/train, samples photos/heldout (never trained on) every `sample_every` steps."""
     c = experiment_config(style=style, size=64, frames=8, model="cpu", accelerator=False)

@@ -79,3 +79,37 @@ def test_the_cpu_reference_variant_trains_on_the_training_photos_and_samples_the
     params = nnx.state(nnx.eval_shape(lambda: create_model(c.model)), nnx.Param)
     n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
     assert 2e6 < n < 5e6  # <= 10 MB as bf16
+
+
+TABLE_ROW = r"^\s+(?P<arg>\S+)\s+params\s+(?P<params>[\d.]+) M\s+forward\s+(?P<gflops>[\d,]+) GFLOP/clip \((?P<tokens>[\d,]+) tokens \+ (?P<depth>[\d,]+) depth tokens\)"
+
+
+@pytest.mark.parametrize("name", ["animatepainter", "loomis"])
+def test_the_parameter_and_flop_tables_in_the_config_docstrings_are_what_the_configs_build(name):
+    import re
+
+    from paintproc_jax.models.flops import param_count
+
+    mod = load(name)
+    rows = [m.groupdict() for m in re.finditer(TABLE_ROW, mod.__doc__, re.M)]
+    assert {r["arg"] for r in rows} == {"128", "128-small", "256", "256-factorized"}
+    for r in rows:
+        c = mod.get_config(r["arg"])
+        f = count_flops(c)
+        assert (round(param_count(c) / 1e6, 1), round(f.forward / 1e9), f.tokens, f.depth_tokens) == (
+            float(r["params"]), int(r["gflops"].replace(",", "")), int(r["tokens"].replace(",", "")),
+            int(r["depth"].replace(",", ""))), r
+
+
+def test_the_small_configs_docstrings_quote_their_parameters():
+    import re
+
+    from paintproc_jax.models.flops import param_count
+
+    tiny = load("tiny")
+    m = re.search(r"Params ([\d.]+) M, forward ([\d.]+) GFLOP per clip", tiny.__doc__)
+    c = tiny.get_config()
+    assert (float(m[1]), float(m[2])) == (round(param_count(c) / 1e6, 2), round(count_flops(c).forward / 1e9, 2))
+    cpu = load("animatepainter").get_config("cpu")
+    quoted = re.search(r"([\d.]+) M-parameter DiT", load("animatepainter").__doc__)[1]
+    assert float(quoted) == round(param_count(cpu) / 1e6, 1)

@@ -46,7 +46,7 @@ def flops_of_spec(spec: ModelSpec, frames: int, image_size: int) -> FlopCount:
     mm = 0.0
     # embeddings: generated tubelets, reference patches, noise-level MLP; final adaLN + projection
     mm += 2 * (g - 1) * ns * spec.patch_dim * d + 2 * ns * p2c * d + 2 * g * (256 * d + d * d)
-    mm += 2 * g * d * 2 * d + 2 * L * d * spec.patch_dim
+    mm += 2 * g * d * 2 * d + 2 * L * d * spec.patch_dim * (2 if spec.output_head == "ref_mix" else 1)  # ref_mix: gate + colour
     mm += 2 * 256 * d if spec.phase_conditioning else 0
     # depth encoder
     md = 0
@@ -71,3 +71,19 @@ def flops_of_spec(spec: ModelSpec, frames: int, image_size: int) -> FlopCount:
         att += 2 * 2 * L * md * d
     total = mm + spec.depth * (per + att)
     return FlopCount(forward=float(total), attention=float(spec.depth * att), tokens=L, depth_tokens=md)
+
+
+def param_count(config: ml_collections.ConfigDict) -> int:
+    """Parameters of a config's DiT (the full config or its `model` section), from abstract shapes only
+    (no memory, no compile): what the config docstrings' tables quote."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from paintproc_jax.models.dit import VideoDiT
+
+    c = config.model if "model" in config else config
+    spec = spec_from_config(c)
+    with nnx.use_eager_sharding(False):
+        abstract = nnx.eval_shape(lambda: VideoDiT(spec, rngs=nnx.Rngs(0)))
+    return int(sum(np.prod(v.shape) for v in jax.tree.leaves(nnx.state(abstract, nnx.Param))))
