@@ -69,10 +69,10 @@ def test_on_held_out_photos_it_starts_near_the_blank_canvas_and_paints_towards_t
         assert d[0] > max(d[len(d) // 2], d[-2]) + 0.1, (name, d)
 
 
-# The issue 14 bar the 450-step CPU model does not reach yet (README "A model trained on this CPU"):
-# on these photos its first frame has dark 8x8 blocks (LPIPS 0.61 to white on rocket) and its finish is
-# LPIPS ~0.5 from the input. strict: when a better model is shipped these turn into failures to un-mark.
-NOT_YET = pytest.mark.xfail(strict=True, reason="the shipped 450-step CPU model is undertrained (issue 14 note)")
+# The issue 14 bar the shipped 1200-step CPU model does not reach yet (README "A model trained on this
+# CPU"): its frames are mosaics of 8x8 patches and its finish is LPIPS ~0.45 from the input (mean over
+# the 9 held-out photos). strict: when a better model is shipped these turn into failures to un-mark.
+NOT_YET = pytest.mark.xfail(strict=True, reason="the shipped 1200-step CPU model is undertrained (issue 14 note)")
 
 
 @NOT_YET
