@@ -4,25 +4,32 @@
     get_config("loomis")    Loomis-style: five media, processes end on the strokes, cross-media references
     get_config("tiny")      32 px, 6 frames, 24 strokes: CPU tests and smoke runs
 
+The settings are the experiment configs' own, not repeated here: the data section's defaults
+(paintproc_jax/data/config.py: 128 px, 16 frames) with the `STYLE` of configs/animatepainter.py or
+configs/loomis.py, or the data of configs/tiny.py.
 Used by tools/preview_data.py and tools/bench_data.py; `--config.data.source=DIR` sets the images.
 """
 
+import pathlib
+
+import ml_collections
+
 from paintproc_jax.data.config import default_config
-from paintproc_jax.program import MEDIA
+from paintproc_jax.presets import load_config_module
+
+HERE = pathlib.Path(__file__).resolve().parent
 
 
 def get_config(arg: str | None = None):
-    import ml_collections
-
+    variant = arg or "animatepainter"
+    if variant in ("animatepainter", "loomis"):
+        overrides = load_config_module(HERE / f"{variant}.py").STYLE
+    elif variant == "tiny":
+        tiny = load_config_module(HERE / "tiny.py")
+        overrides = dict(tiny.STYLES["animatepainter"], **tiny.TINY["data"])
+    else:
+        raise ValueError(f"unknown variant {variant!r}; use animatepainter, loomis or tiny")
     c = ml_collections.ConfigDict()
     c.data = default_config()
-    variant = arg or "animatepainter"
-    if variant == "loomis":
-        c.data.media = MEDIA
-        c.data.end_on = "strokes"
-        c.data.cross_media = 0.3
-    elif variant == "tiny":
-        c.data.update(size=32, frames=6, strokes=24, layers=2, levels=2, batch_size=4, workers=0, depth_work_size=32)
-    elif variant != "animatepainter":
-        raise ValueError(f"unknown variant {variant!r}; use animatepainter, loomis or tiny")
+    c.data.update(overrides)
     return c

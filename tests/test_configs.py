@@ -9,7 +9,7 @@ import pytest
 
 from paintproc_jax.models.config import spec_from_config
 from paintproc_jax.models.flops import count_flops
-from paintproc_jax.presets import check_consistent, experiment_config
+from paintproc_jax.presets import assemble, check_consistent
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = [("tiny", None), ("tiny", "loomis")] + [
@@ -39,7 +39,9 @@ def test_unknown_variant_and_inconsistent_sections():
     with pytest.raises(ValueError, match="unknown variant"):
         load("animatepainter").get_config("512")
     with pytest.raises(ValueError, match="unknown model size"):
-        experiment_config(style="animatepainter", size=128, frames=16, model="XL/2")
+        assemble(**dict(load("animatepainter").VARIANTS["128"], model_size="XL/2"))
+    with pytest.raises(ValueError, match="model.image_size"):  # assemble checks the sections agree
+        assemble(**dict(load("animatepainter").VARIANTS["128"], model=dict(image_size=64)))
     c = load("tiny").get_config()
     c.data.frames = 4
     with pytest.raises(ValueError, match="at least model.frames"):
@@ -49,6 +51,26 @@ def test_unknown_variant_and_inconsistent_sections():
     c.diffusion.window = 0  # ... which the diffusion section must ask for
     with pytest.raises(ValueError, match="diffusion.window"):
         check_consistent(c)
+
+
+def test_the_two_styles_share_their_variants_and_tiny_is_one_experiment():
+    """Each configs file states its variants in full; the copies must not drift apart by accident:
+    animatepainter and loomis differ only in the data style, and configs/tiny.py is their "tiny"."""
+    style_keys = {"media", "end_on", "cross_media"}
+    ap, lo, tiny = load("animatepainter"), load("loomis"), load("tiny")
+    assert set(ap.VARIANTS) == set(lo.VARIANTS)
+    for arg in ap.VARIANTS:
+        a, b = ap.get_config(arg).to_dict(), lo.get_config(arg).to_dict()
+        assert {k: v for k, v in a["data"].items() if k not in style_keys} == {
+            k: v for k, v in b["data"].items() if k not in style_keys}, arg
+        assert {k: v for k, v in a.items() if k != "data"} == {k: v for k, v in b.items() if k != "data"}, arg
+        assert {k: b["data"][k] for k in style_keys} == lo.STYLE
+    for style, mod in (("animatepainter", ap), ("loomis", lo)):
+        assert tiny.get_config(style).to_dict() == mod.get_config("tiny").to_dict()
+        assert tiny.STYLES[style] == mod.STYLE
+    data = load("data")
+    assert data.get_config("tiny").data.to_dict() == tiny.get_config().data.to_dict()
+    assert data.get_config("loomis").data.media == lo.get_config().data.media
 
 
 def test_bench_model_prints_its_contract_line():

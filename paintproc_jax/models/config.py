@@ -131,6 +131,17 @@ class ModelSpec:
         return self
 
 
+# Named model sizes (`model_size` of an experiment config): ModelSpec fields over its defaults.
+# The DiT family's names (S/B/L) and patch size; "cpu" and "tiny" are the small CPU models.
+MODEL_SIZES = {
+    "tiny": dict(width=64, depth=2, heads=4, patch=4, mlp_ratio=2.0, depth_scales=2),
+    "cpu": dict(width=192, depth=4, heads=6, patch=8, mlp_ratio=3.0, depth_scales=2),
+    "S/8": dict(width=384, depth=12, heads=6, patch=8),
+    "B/8": dict(width=768, depth=12, heads=12, patch=8),
+    "B/16": dict(width=768, depth=12, heads=12, patch=16),
+    "L/16": dict(width=1024, depth=24, heads=16, patch=16),
+}
+
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelSpec)}
 _CAST = {"int": int, "float": float, "bool": bool, "str": str}
 
