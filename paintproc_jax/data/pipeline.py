@@ -19,6 +19,8 @@ import logging
 import grain
 import jax
 import ml_collections
+import numpy as np
+from absl import flags
 
 from paintproc_jax import parallel
 from paintproc_jax.data import clips as clips_lib
@@ -34,8 +36,6 @@ PROBE_ITEMS = 8  # items decoded at start-up so a broken dataset fails before an
 
 def _absl_flags_parsed():
     """grain's worker processes read absl flags; mark them parsed when no absl app did."""
-    from absl import flags
-
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
 
@@ -91,8 +91,6 @@ class DataPipeline:
     def _probe(self) -> None:
         """Decodes the first few items now, so that a dataset with no usable image, or a broken
         depth (a sidecar of the wrong size, a missing feature), fails here with one clear line."""
-        import numpy as np
-
         errors, usable = [], 0
         for index in range(min(PROBE_ITEMS, len(self.source))):
             item = self.source[index]

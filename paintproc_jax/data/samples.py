@@ -17,7 +17,7 @@ _SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemi
 def sample_photos() -> list[np.ndarray]:
     """scikit-image's bundled colour photos, uint8 [H, W, 3]."""
     try:
-        from skimage import data
+        from skimage import data  # lazy: scikit-image is optional (the test extra)
     except ImportError:
         raise PaintprocError("sample images need scikit-image: pip install -e '.[test]'") from None
     return [np.asarray(getattr(data, name)())[..., :3] for name in _SKIMAGE_PHOTOS]
@@ -56,18 +56,18 @@ def named_photo(name: str) -> np.ndarray:
     """One photo that an installed package ships, uint8 [H, W, 3]: scikit-image's bundled photos,
     matplotlib's grace_hopper, scikit-learn's china and flower."""
     if name == "grace_hopper":
-        import matplotlib.cbook
+        import matplotlib.cbook  # lazy: matplotlib only for this one photo
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
             return np.asarray(Image.open(f).convert("RGB"))
     if name in ("china", "flower"):
         try:
-            from sklearn.datasets import load_sample_image
+            from sklearn.datasets import load_sample_image  # lazy: scikit-learn is optional (the test extra)
         except ImportError:
             raise PaintprocError("the china/flower photos need scikit-learn: pip install -e '.[test]'") from None
         return np.asarray(load_sample_image(f"{name}.jpg"))[..., :3]
     try:
-        from skimage import data
+        from skimage import data  # lazy: scikit-image is optional (the test extra)
     except ImportError:
         raise PaintprocError("sample images need scikit-image: pip install -e '.[test]'") from None
     if name == "motorcycle":

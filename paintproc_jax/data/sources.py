@@ -64,7 +64,7 @@ class TfdsSource:
     """A TFDS split read with `tfds.data_source` (prepared ArrayRecord data; never downloads)."""
 
     def __init__(self, name: str, split: str, *, data_dir: str | None = None, image_key: str = "image", depth_key: str = ""):
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # lazy: TFDS is heavy and only tfds: sources need it
 
         self.name, self.split, self.data_dir = name, split, data_dir or None
         self.image_key, self.depth_key = image_key, depth_key
@@ -99,7 +99,7 @@ class ProgramSource:
     """ArrayRecord shards of (image, depth, fitted program) written by `tools/make_dataset.py`."""
 
     def __init__(self, root):
-        import grain
+        import grain  # lazy: keeps this module NumPy-only for FolderSource (grain imports JAX)
 
         self.root = pathlib.Path(root)
         manifest = self.root / MANIFEST

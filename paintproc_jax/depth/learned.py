@@ -36,10 +36,12 @@ class DepthAnythingEstimator:
             raise PaintprocError(f"depth-anything: input_size must be >= 14, got {input_size}")
         if batch_size < 1:
             raise PaintprocError(f"depth-anything: batch_size must be >= 1, got {batch_size}")
-        import jax
-        from flax import nnx
+        # JAX/Flax only once an estimator is built: paintproc_jax.depth (NumPy-only, in data workers) imports this module
+        import jax  # lazy: JAX-free import
+        from flax import nnx  # lazy: JAX-free import
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec  # lazy: JAX-free import
 
-        from paintproc_jax.models import depth_anything as da
+        from paintproc_jax.models import depth_anything as da  # lazy: JAX-free import
 
         self._da = da
         self.model_dir = str(model_dir)
@@ -48,8 +50,6 @@ class DepthAnythingEstimator:
         self.config = model.config
         graphdef, state = nnx.split(model)
         # batches split over this host's devices (parameters replicated): a data mesh, no pmap
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
         devices = jax.local_devices()
         mesh = Mesh(np.array(devices), ("data",))
         self._devices = len(devices)

@@ -10,6 +10,7 @@ import os
 import pathlib
 import warnings
 
+import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -50,7 +51,7 @@ def write_gif(path, frames, fps: float = 12, hold_last_s: float = 1.5) -> pathli
 def mp4_available() -> bool:
     """True when imageio-ffmpeg is installed and its ffmpeg executable exists."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # lazy: optional (the video extra); its absence means no MP4
 
         return os.path.isfile(imageio_ffmpeg.get_ffmpeg_exe())
     except Exception:  # not installed, or no binary for this platform
@@ -65,8 +66,6 @@ def write_mp4(path, frames, fps: float = 12, hold_last_s: float = 1.5) -> pathli
     path = pathlib.Path(path)
     if not mp4_available():
         raise PaintprocError(f"cannot write {path}: MP4 needs ffmpeg (pip install imageio-ffmpeg), or write a .gif")
-    import imageio.v2 as imageio
-
     frames = _frames_uint8(frames)  # [T, H, W, 3]
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # [T, H+h%2, W+w%2, 3]

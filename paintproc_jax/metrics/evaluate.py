@@ -18,11 +18,15 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
+from paintproc_jax.depth import estimate_depth
 from paintproc_jax.errors import PaintprocError
+from paintproc_jax.io import load_image
 from paintproc_jax.io.images import output_size, resize_image, to_uint8
 from paintproc_jax.io.process_dir import ProcessDir, is_process_dir, read_process_dir, write_process_dir
 from paintproc_jax.metrics import pdp as pdp_lib
+from paintproc_jax.metrics.baselines import baseline_processes
 from paintproc_jax.metrics import process_scores, stages
 from paintproc_jax.strokes.schedule import split_frames
 
@@ -106,8 +110,6 @@ def find_processes(root) -> dict[str, dict[str, pathlib.Path]]:
 def _reference(processes: list[ProcessDir]) -> tuple[np.ndarray, str]:
     """The image a set of processes of one image paints: the `source` named in a process.json if it
     can be read, else the last frame of the first process."""
-    from paintproc_jax.io import load_image
-
     for p in processes:
         src = p.meta.get("source")
         if src and pathlib.Path(src).is_file():
@@ -119,8 +121,6 @@ def _reference(processes: list[ProcessDir]) -> tuple[np.ndarray, str]:
 
 
 def _depth(processes: list[ProcessDir], reference: np.ndarray) -> tuple[np.ndarray, str]:
-    from paintproc_jax.depth import estimate_depth
-
     for p in processes:
         if p.depth is not None:
             return p.depth, str(p.path / "depth.png")
@@ -131,8 +131,6 @@ def make_baselines(images: dict[str, tuple[np.ndarray, np.ndarray, int]], out: p
                    **stroke_kwargs) -> dict[str, dict[str, pathlib.Path]]:
     """Writes baseline processes as process folders OUT/<baseline>/<image>/ (kept: a rerun reuses
     them) for images {name: (reference, depth, frames)}; returns {baseline: {image: folder}}."""
-    from paintproc_jax.metrics.baselines import baseline_processes
-
     found = defaultdict(dict)
     for image, (ref, depth, frames) in images.items():
         todo = [b for b in names if not (out / b / image / "process.json").exists()]
@@ -154,8 +152,6 @@ def evaluate_folder(processes: dict[str, dict[str, pathlib.Path]], scorer: Score
                     baselines=(), baseline_dir=None, pdp_reference: str | None = None, baseline_kwargs=None,
                     quiet: bool = False) -> dict:
     """Scores every process; returns the full results (see `write_report`)."""
-    from tqdm.auto import tqdm
-
     images = sorted({i for per in processes.values() for i in per})
     loaded = {m: {i: read_process_dir(p) for i, p in per.items()} for m, per in processes.items()}
     refs, depths, sources = {}, {}, {}
@@ -242,10 +238,10 @@ def _table(rows: dict[str, dict], columns=None) -> list[str]:
 
 def plot_scores(report: dict, path, metrics=("layering", "refinement", "pdp_monotonicity", "ssim_final")) -> None:
     """PNG of grouped bars: one group per metric, one bar per method."""
-    import matplotlib
+    import matplotlib  # lazy: pyplot (~0.8 s) only when a report is plotted, and after choosing the Agg backend
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above
 
     metrics = [m for m in metrics if any(m in r for r in report.values())]
     methods = list(report)

@@ -60,10 +60,10 @@ def pdp_auc(curve: np.ndarray) -> float:
 
 def plot_pdp(curves: dict, path, title: str = "Perceptual Distance Profile") -> None:
     """PNG of mean ± std PDP bands, one per name: `curves` maps name -> [N, points] curves."""
-    import matplotlib
+    import matplotlib  # lazy: pyplot (~0.8 s) only when a PDP is plotted, and after choosing the Agg backend
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for name, c in curves.items():

@@ -12,6 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from paintproc_jax.models.clip_vision import clip_preprocess, load_clip_vision
+from paintproc_jax.models.dinov2 import dinov2_preprocess, load_dinov2
+
 
 def _unit(e):
     return e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
@@ -20,9 +23,6 @@ def _unit(e):
 def embedder(model: nnx.Module, kind: str, chunk: int = 16):
     """images [N, H, W, 3] in [0, 1] -> unit embeddings [N, D] (numpy): DINOv2's class token
     ("dino") or CLIP's projected image embedding ("clip"), jitted, in chunks of `chunk` images."""
-    from paintproc_jax.models.clip_vision import clip_preprocess
-    from paintproc_jax.models.dinov2 import dinov2_preprocess
-
     if kind not in ("dino", "clip"):
         raise ValueError(f"kind must be 'dino' or 'clip', got {kind!r}")
     graphdef, state = nnx.split(model)
@@ -51,14 +51,10 @@ def embedder(model: nnx.Module, kind: str, chunk: int = 16):
 @functools.cache
 def dino_embedder(path: str):
     """Embedder of the DINOv2 checkpoint at `path` (e.g. a downloaded facebook/dinov2-small folder)."""
-    from paintproc_jax.models.dinov2 import load_dinov2
-
     return embedder(load_dinov2(path), "dino")
 
 
 @functools.cache
 def clip_embedder(path: str):
     """Embedder of the CLIP checkpoint at `path` (e.g. a downloaded openai/clip-vit-base-patch32 folder)."""
-    from paintproc_jax.models.clip_vision import load_clip_vision
-
     return embedder(load_clip_vision(path), "clip")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 from flax import nnx
+from safetensors.numpy import load_file, save_file
 
 from paintproc_jax.errors import PaintprocError, one_line
 
@@ -53,8 +54,6 @@ def save_converted(model_or_params, hf_config: Mapping, out_dir, *, fmt: str) ->
 
     `model_or_params` is an nnx.Module or its pure dict; `hf_config` the transformers config.json dict.
     """
-    from safetensors.numpy import save_file
-
     if isinstance(model_or_params, nnx.Module):
         pure = nnx.to_pure_dict(nnx.state(model_or_params, nnx.Param))
     else:
@@ -101,8 +100,6 @@ def read_converted(path, fmt: str) -> tuple[dict, dict]:
         if not f.is_file():
             raise PaintprocError(f"converted checkpoint {folder}: missing {f.name}")
     cfg = read_json(cfg_file, "converted checkpoint")
-    from safetensors.numpy import load_file
-
     try:
         flat = load_file(str(params_file))
     except Exception as e:  # noqa: BLE001 - corrupt / truncated file

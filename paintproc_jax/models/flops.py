@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import ml_collections
+import numpy as np
+from flax import nnx
 
 from paintproc_jax.models.config import ModelSpec, spec_from_config
+from paintproc_jax.models.dit import VideoDiT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +80,6 @@ def flops_of_spec(spec: ModelSpec, frames: int, image_size: int) -> FlopCount:
 def param_count(config: ml_collections.ConfigDict) -> int:
     """Parameters of a config's DiT (the full config or its `model` section), from abstract shapes only
     (no memory, no compile): what the config docstrings' tables quote."""
-    import jax
-    import numpy as np
-    from flax import nnx
-
-    from paintproc_jax.models.dit import VideoDiT
-
     c = config.model if "model" in config else config
     spec = spec_from_config(c)
     with nnx.use_eager_sharding(False):

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from safetensors.numpy import load_file
 
 from paintproc_jax.errors import PaintprocError, one_line
 from paintproc_jax.models.converted import is_converted, read_converted, read_json
@@ -225,13 +226,11 @@ def read_state_dict(file: pathlib.Path) -> dict[str, np.ndarray]:
         raise PaintprocError(f"checkpoint file not found: {file}")
     if file.suffix == ".safetensors":
         try:
-            from safetensors.numpy import load_file
-
             return _to_numpy(load_file(str(file)))
         except Exception as e:  # noqa: BLE001 - e.g. bf16 tensors numpy cannot hold; try torch below
             err = e
         try:
-            from safetensors.torch import load_file as load_torch
+            from safetensors.torch import load_file as load_torch  # lazy: imports torch (optional)
 
             return _to_numpy(load_torch(str(file)))
         except ImportError:
@@ -240,7 +239,7 @@ def read_state_dict(file: pathlib.Path) -> dict[str, np.ndarray]:
             raise PaintprocError(f"cannot read {file}: {one_line(e)}") from None
     if file.suffix in (".bin", ".pt", ".pth"):
         try:
-            import torch
+            import torch  # lazy: optional (.bin/.pt checkpoints only)
         except ImportError:
             raise PaintprocError(f"reading {file.name} needs torch (pip install torch), or use model.safetensors") from None
         try:

@@ -15,7 +15,9 @@ import hashlib
 import json
 import pathlib
 
+import ml_dtypes
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from paintproc_jax.errors import PaintprocError, one_line
 
@@ -66,9 +68,6 @@ def _sha256(path: pathlib.Path) -> str:
 def export_model(params: dict, config: dict, out, *, source: dict | None = None, dtype: str = "bfloat16") -> pathlib.Path:
     """Writes `params` (an nnx pure dict of the model's Params) as `dtype` safetensors and `config`
     (a plain dict) to folder `out`; returns the weights file."""
-    import ml_dtypes
-    from safetensors.numpy import save_file
-
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
@@ -85,8 +84,6 @@ def export_model(params: dict, config: dict, out, *, source: dict | None = None,
 def read_exported(path) -> tuple[dict, dict[str, np.ndarray]]:
     """(metadata of config.json, flat parameters) of an exported model folder; PaintprocError for a
     missing, damaged or foreign file."""
-    from safetensors.numpy import load_file
-
     path = pathlib.Path(path)
     what = "the shipped model" if path.resolve() == BUNDLED.resolve() else f"exported model {path}"
     if not is_exported(path):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from paintproc_jax.io.images import resize_image
 from paintproc_jax.program import NUM_PARAMS, P, StrokeProgram
 from paintproc_jax.strokes import plan as plan_lib
 from paintproc_jax.strokes import raster
@@ -181,8 +182,6 @@ def canonical_layouts(plan: plan_lib.PlanConfig, config: FitConfig, hw: tuple[in
 
 def _half(image: np.ndarray) -> np.ndarray:
     """[H, W, 3] -> [ceil(H/2), ceil(W/2), 3] by Lanczos (host side, once per fit)."""
-    from paintproc_jax.io.images import resize_image
-
     return np.clip(resize_image(image, _coarse_hw(image.shape[:2])), 0.0, 1.0).astype(np.float32)
 
 

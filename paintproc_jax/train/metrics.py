@@ -255,7 +255,7 @@ class MetricsWriter:
     def _tb_writer(self):
         """The TensorBoard writer (None when off), opened on first use in a new event file."""
         if self._tb is None and self._tensorboard:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # lazy: tensorboardX imports torch when it is installed (~3 s)
 
             # Event file names hold only the second and host name: a unique suffix stops a second
             # file opened in the same second (a resume, another writer) from overwriting the first.
