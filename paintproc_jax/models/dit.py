@@ -31,6 +31,7 @@ from paintproc_jax.models.layers import (
     unpatchify,
 )
 from paintproc_jax.models.sharding import constrain, param_shardings
+from paintproc_jax import parallel
 
 _ZERO = nnx.initializers.zeros_init()
 _REMAT = {
@@ -251,7 +252,6 @@ def create_model(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | No
     and restores built from the model work with or without an active mesh; shardings are
     applied explicitly (here, and by the trainer from `sharding.param_shardings`).
     """
-    from paintproc_jax import parallel
 
     spec = spec_from_config(config, mesh)  # checked once, mesh included, before anything is built
     mesh = mesh or parallel.make_mesh(devices=jax.devices()[:1])

@@ -13,6 +13,7 @@ from paintproc_jax.io.images import resize_unit
 from paintproc_jax.sampling.inputs import InputLoader
 from paintproc_jax.sampling.jobs import Job
 from paintproc_jax.sampling.painter import Painter, Prepared, image_key
+from paintproc_jax.io.process_dir import write_process_dir
 
 
 @dataclasses.dataclass
@@ -69,7 +70,6 @@ def paint_jobs(
 
 def write_result(target, result: Result, *, fps: float = 12.0, mp4: bool = True) -> list[str]:
     """The process folder of one result (`write_process_dir`: GIF, MP4, frames, contact sheet, depth, process.json)."""
-    from paintproc_jax.io.process_dir import write_process_dir
 
     depth = result.prepared.depth_out
     if depth.shape != result.frames.shape[1:3]:

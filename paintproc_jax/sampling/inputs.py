@@ -8,8 +8,10 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from paintproc_jax.data.examples import open_rgb
+from paintproc_jax.depth import estimate_depth, get_estimator, normalize_depth
 from paintproc_jax.errors import PaintprocError, one_line
-from paintproc_jax.io.images import resize_unit
+from paintproc_jax.io.images import load_image, output_size, resize_unit, to_rgb_float
 from paintproc_jax.sampling.jobs import Job
 
 DEPTH_MODES = ("auto", "sidecar", "estimator")
@@ -38,14 +40,10 @@ class InputLoader:
 
     def estimator(self):
         if self._estimator is None:
-            from paintproc_jax.depth import get_estimator
-
             self._estimator = get_estimator(self._name, **self._kwargs)
         return self._estimator
 
     def image(self, item: dict) -> np.ndarray:
-        from paintproc_jax.io.images import to_rgb_float, load_image
-
         if "path" in item:  # a file: load_image's checks and messages; decoded at <= max_side
             size = None
             try:
@@ -58,8 +56,6 @@ class InputLoader:
             raise PaintprocError(item["error"])
         try:
             if "bytes" in item:
-                from paintproc_jax.data.examples import open_rgb
-
                 im = open_rgb(item["bytes"], self.size)
                 rgb = np.asarray(im, np.float32) / 255.0
             else:
@@ -73,14 +69,10 @@ class InputLoader:
         if rgb.ndim != 3 or rgb.shape[-1] != 3:
             raise PaintprocError(f"expected an RGB image, got shape {rgb.shape}")
         if max(rgb.shape[:2]) > self.max_side:
-            from paintproc_jax.io.images import output_size
-
             rgb = resize_unit(rgb, output_size(*rgb.shape[:2], self.max_side), Image.Resampling.LANCZOS)
         return rgb
 
     def __call__(self, job: Job) -> tuple[np.ndarray, np.ndarray, str]:
-        from paintproc_jax.depth import estimate_depth, normalize_depth
-
         item = job.read()
         image = self.image(item)
         if self.depth != "estimator":

@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 
 from paintproc_jax.errors import PaintprocError
 from paintproc_jax.io.images import output_names
+from paintproc_jax.data.sources import FolderSource, open_source
+from paintproc_jax.depth.files import sidecar_depth_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +27,6 @@ class Job:
 def jobs_from_source(spec: str, *, tfds_data_dir: str = "") -> list[Job]:
     """`FOLDER` / `folder:FOLDER` (images found recursively, sorted; depth sidecars) or
     `tfds:NAME/SPLIT` -> jobs, read through `paintproc_jax.data.sources` (items are read lazily)."""
-    from paintproc_jax.data.sources import FolderSource, open_source
 
     source = open_source(spec, tfds_data_dir=tfds_data_dir)
     if isinstance(source, FolderSource):
@@ -39,7 +40,6 @@ def jobs_from_source(spec: str, *, tfds_data_dir: str = "") -> list[Job]:
 
 def jobs_from_paths(paths: Sequence[pathlib.Path], root: pathlib.Path, depth_file=None) -> list[Job]:
     """Image files -> jobs (names as `output_names`); `depth_file` is the depth of a single image."""
-    from paintproc_jax.depth.files import sidecar_depth_path
 
     names = output_names(list(paths), root)
     jobs = []

@@ -16,8 +16,12 @@ from flax import nnx
 from PIL import Image
 
 from paintproc_jax import parallel
+from paintproc_jax.data.config import PHOTO
+from paintproc_jax.diffusion import continue_process, sample, sampler_kwargs
 from paintproc_jax.errors import PaintprocError, one_line
-from paintproc_jax.io.images import resize_unit
+from paintproc_jax.io.images import output_size, resize_unit
+from paintproc_jax.models import create_model, weights
+from paintproc_jax.strokes.plan import depth_layers
 from paintproc_jax.program import MEDIA, MEDIUM_ID
 from paintproc_jax.train import checkpoint as checkpoint_format
 
@@ -31,9 +35,7 @@ def load_painter(checkpoint, step: int | None = None, *, devices=None) -> Painte
     """A `Painter` from a training checkpoint (WORKDIR, WORKDIR/checkpoints or a step folder;
     `step` None = the latest), an exported model folder (`models/weights.py`) or "bundled" (the
     shipped model). PaintprocError for a missing folder, no checkpoints, an unreadable or damaged one."""
-    from paintproc_jax.models import create_model
 
-    from paintproc_jax.models import weights
 
     if jax.process_count() > 1:
         raise PaintprocError("offline sampling runs in one process (all of its local devices); start it on one host")
@@ -132,7 +134,6 @@ class Painter:
 
     def output_hw(self, height: int, width: int, out_size: int | None = None) -> tuple[int, int]:
         """Output frame size for an image of height x width: aspect kept, longer side out_size (default data.size)."""
-        from paintproc_jax.io.images import output_size
 
         return output_size(int(height), int(width), int(out_size or self.size))
 
@@ -175,7 +176,6 @@ class Painter:
 
     def prepare(self, image: np.ndarray, depth: np.ndarray) -> Prepared:
         """image [H, W, 3] in [0, 1] + depth [H, W] (1 = near; resized if its size differs) -> `Prepared`."""
-        from paintproc_jax.strokes.plan import depth_layers
 
         image = np.asarray(image, np.float32)
         if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
@@ -200,8 +200,6 @@ class Painter:
     def _runner(self, sampler: str, steps: int, guidance: dict, frames: int):
         key = (sampler, steps, tuple(sorted(guidance.items())), frames)
         if key not in self._jits:
-            from paintproc_jax.diffusion import continue_process, sample, sampler_kwargs
-
             kw = dict(frames=self.frames, sampler=sampler, steps=steps, guidance=dict(guidance), forward=True,
                       **sampler_kwargs(self.config.diffusion))
             graphdef, total = self.graphdef, frames - 1
@@ -234,7 +232,6 @@ class Painter:
         rows = list(prepared) + [prepared[-1]] * (padded - b)  # padding repeats the last image
         key_rows = list(keys) + [keys[-1]] * (padded - b)
         medium_id = MEDIUM_ID[st["medium"]]
-        from paintproc_jax.data.config import PHOTO
 
         cond = {
             "ref": np.stack([p.ref for p in rows]).astype(np.float32),

@@ -21,6 +21,7 @@ import signal
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 import numpy as np
 from flax import nnx
 
@@ -35,6 +36,11 @@ from paintproc_jax.train.metrics import MetricsWriter, device_peak_flops, throug
 from paintproc_jax.train.optim import learning_rate, make_optimizer
 from paintproc_jax.train.periodic import Every, StepClock
 from paintproc_jax.train.step import make_train_step
+from paintproc_jax.diffusion import sample, sampler_kwargs, to_forward
+from paintproc_jax.diffusion.objective import split_clip
+from paintproc_jax.metrics.evaluate import sample_scores
+from paintproc_jax.metrics.lpips import get_lpips
+from paintproc_jax.metrics.pdp import pdp_distance
 
 log = logging.getLogger("paintproc.train")
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
@@ -133,7 +139,7 @@ class _Stop:
 
 def _sample_batch(c: ml_collections.ConfigDict, mesh):
     """A fixed batch of held-out clips (source train.sample_source, no shuffling) for periodic samples."""
-    from paintproc_jax.data.pipeline import make_pipeline
+    from paintproc_jax.data.pipeline import make_pipeline  # lazy: grain (the data pipeline) only where a run reads data; the GPU image lacks it unless carried
 
     d = ml_collections.ConfigDict(c.data.to_dict())
     d.source = c.train.sample_source or f"folder:{ASSETS}"
@@ -149,7 +155,7 @@ def _sample_batch(c: ml_collections.ConfigDict, mesh):
 
 def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Summary:
     """Runs (or resumes) training of `config` in `workdir`; returns a `Summary`."""
-    from paintproc_jax.data.pipeline import make_pipeline
+    from paintproc_jax.data.pipeline import make_pipeline  # lazy: grain (the data pipeline) only where a run reads data; the GPU image lacks it unless carried
 
     c = config
     t = c.train
@@ -303,17 +309,10 @@ class _Sampler:
     that show whether the model paints like the engine (see `metrics.evaluate.sample_scores`)."""
 
     def __init__(self, c, mesh, model_def, rest):
-        from paintproc_jax.diffusion import sample, sampler_kwargs, to_forward
-        from paintproc_jax.diffusion.objective import split_clip
-        from paintproc_jax.metrics.evaluate import sample_scores
-        from paintproc_jax.metrics.lpips import get_lpips
-
         clips = _sample_batch(c, mesh)
         _, self.cond = split_clip(clips)
         reference, depth = to_forward(clips["clip"]), self.cond.get("depth")
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             reference, depth = multihost_utils.process_allgather((reference, depth), tiled=True)
         self.reference = np.asarray(reference)[: c.train.sample_count]
         self.depth = None if depth is None else np.asarray(depth)[: c.train.sample_count]
@@ -331,12 +330,6 @@ class _Sampler:
         self._run = jax.jit(run)
 
     def __call__(self, params, step: int) -> tuple[dict, dict]:
-        from jax.experimental import multihost_utils
-
-        from paintproc_jax.metrics.evaluate import sample_scores
-        from paintproc_jax.metrics.lpips import get_lpips
-        from paintproc_jax.metrics.pdp import pdp_distance
-
         out = self._run(params, self.cond, jax.random.key(self.seed))  # same noise every time
         out = np.asarray(multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else out)
         generated = np.clip((out[: self.count] + 1) / 2, 0, 1)
