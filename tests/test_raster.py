@@ -59,6 +59,28 @@ def test_gradient_matches_autodiff_of_reference(rng):
     np.testing.assert_allclose(np.asarray(gb), np.asarray(rb), atol=2e-2 * float(jnp.abs(rb).max()))
 
 
+@pytest.mark.parametrize("medium", [MEDIA.index("oil"), MEDIA.index("watercolor")])
+def test_hand_written_outline_vjp_equals_autodiff(rng, medium, monkeypatch):
+    """The outline's custom VJP (`raster._geometry_vjp`) gives autodiff's gradients for every parameter."""
+    prog = random_program(rng, n=16, medium=medium)
+    layout = raster.make_layout(prog, max(HW), softness=1.0)
+    dev = jax.tree.map(jnp.asarray, prog)
+    target = jnp.asarray(rng.uniform(0, 1, (*HW, 3)), jnp.float32)
+
+    def grad():
+        return np.asarray(jax.jit(jax.grad(lambda p: jnp.mean(jnp.square(
+            raster.render(dev._replace(params=p), HW, layout, 1.0, medium) - target))))(dev.params))
+
+    monkeypatch.setattr(raster, "_GEOMETRY", raster._geometry_vjp)
+    fast = grad()
+    monkeypatch.setattr(raster, "_GEOMETRY", raster._geometry)
+    auto = grad()
+    for name in ("x", "y", "angle", "width", "length", "bend", "r", "opacity"):
+        col = auto[:, P[name]]
+        assert np.abs(col).max() > 1e-6, name  # every geometric parameter gets a gradient here
+        np.testing.assert_allclose(fast[:, P[name]], col, rtol=1e-3, atol=1e-4 * np.abs(col).max(), err_msg=name)
+
+
 def test_gradient_matches_finite_differences(rng):
     # Marker has no bristle texture (which oscillates fast across a stroke and needs tiny steps).
     prog = random_program(rng, n=6, size=(0.08, 0.15), medium=MEDIA.index("marker"))
