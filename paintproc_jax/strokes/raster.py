@@ -157,20 +157,28 @@ def _octave_fades(width, n, softness):
     return tuple(amp * _sat(width / (n * c * blur) - 1.0) for _, c, amp in _OCTAVES)
 
 
-def _geometry(x, y, ca, sa, width, length, bend, xs, ys, scale: float):
-    """A stroke's outline on the pixel grid xs [v] x ys [h] (canvas units): u [h, v] px along the
-    stroke, vr [h, v] px from its bent centre line, sd [h, v] signed distance to its edge (px).
-    Scalars: centre (x, y), direction (ca, sa) = (cos, sin) of the angle, width and length in px."""
+def _outline(x, y, ca, sa, width, length, bend, xs, ys, scale: float):
+    """The outline maths on the pixel grid xs [v] x ys [h] (canvas units), with the intermediates
+    the VJP needs: dx [1, v], dy [h, 1], u, q, vr, c0, core, r (each [h, v]). Scalars: centre (x, y),
+    direction (ca, sa) = (cos, sin) of the angle, width and length in px."""
     dx = xs[None, :] - x
     dy = ys[:, None] - y
-    u = (dx * ca + dy * sa) * scale
-    v = (dy * ca - dx * sa) * scale
+    u = (dx * ca + dy * sa) * scale  # px along the stroke
+    v = (dy * ca - dx * sa) * scale  # px across
     half = 0.5 * length
-    uc = jnp.clip(u, -half, half)
-    vr = v - bend * length * (1.0 - jnp.square(uc / half))
-    core = jnp.maximum(jnp.abs(u) - (half - 0.5 * width), 0.0)
-    sd = jnp.sqrt(core * core + vr * vr + 1e-6) - 0.5 * width
-    return u, vr, sd
+    q = jnp.clip(u, -half, half) / half
+    vr = v - bend * length * (1.0 - jnp.square(q))  # distance from the bent centre line
+    c0 = jnp.abs(u) - (half - 0.5 * width)
+    core = jnp.maximum(c0, 0.0)
+    r = jnp.sqrt(core * core + vr * vr + 1e-6)
+    return dx, dy, u, q, vr, c0, core, r
+
+
+def _geometry(x, y, ca, sa, width, length, bend, xs, ys, scale: float):
+    """A stroke's outline: u [h, v] px along the stroke, vr [h, v] px from its bent centre line,
+    sd [h, v] signed distance to its edge (px). Arguments as `_outline`."""
+    _, _, u, _, vr, _, _, r = _outline(x, y, ca, sa, width, length, bend, xs, ys, scale)
+    return u, vr, r - 0.5 * width
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(9,))
@@ -188,18 +196,10 @@ def _geometry_fwd(x, y, ca, sa, width, length, bend, xs, ys, scale):
 def _geometry_bwd(scale, res, g):
     x, y, ca, sa, width, length, bend, xs, ys = res
     gu, gvr, gsd = g  # [h, v] each
-    dx = xs[None, :] - x  # [1, v]
-    dy = ys[:, None] - y  # [h, 1]
-    u = (dx * ca + dy * sa) * scale
-    v = (dy * ca - dx * sa) * scale
+    dx, dy, u, q, vr, c0, core, r = _outline(*res, scale)
     half = 0.5 * length
     inside = jnp.abs(u) < half  # where the clip of u to the stroke's length passes u through
-    q = jnp.clip(u, -half, half) / half
     w1 = 1.0 - q * q
-    vr = v - bend * length * w1
-    c0 = jnp.abs(u) - (half - 0.5 * width)
-    core = jnp.maximum(c0, 0.0)
-    r = jnp.sqrt(core * core + vr * vr + 1e-6)
     g_vr = gvr + gsd * (vr / r)
     g_c0 = jnp.where(c0 > 0.0, gsd * (core / r), 0.0)
     g_q = jnp.where(inside, g_vr * (2.0 * bend * length) * q / half, 0.0)  # through uc / half, per unit of u
